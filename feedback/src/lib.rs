@@ -1,0 +1,1 @@
+//! Feedback reports and the triage workflow (DESIGN §8).

@@ -1,0 +1,223 @@
+//! The NATS layout of DESIGN §3: subjects, JetStream streams and KV buckets.
+//!
+//! Every role calls [`ensure`] at start; it creates what is missing and updates what exists,
+//! so roles can start in any order. With the default prefix `antidote` the names are exactly
+//! the contract's (`LIVELESSON_REQUESTS`, `EVENTS`, ..., buckets `livelessons`, `sessions`);
+//! another prefix derives its own names, so two installations (or two tests) can share one NATS
+//! server without seeing each other's data.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+
+/// The default subject prefix.
+pub const DEFAULT_PREFIX: &str = "antidote";
+/// Header carrying the learner's session ID on every message.
+pub const SESSION_HEADER: &str = "antidote-session-id";
+
+/// Names of subjects, streams and buckets for one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    prefix: String,
+}
+
+/// One JetStream stream of the layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    pub name: String,
+    pub subjects: Vec<String>,
+    pub retention: stream::RetentionPolicy,
+    pub max_age: Duration,
+}
+
+/// Failures setting up the layout.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot create or update JetStream stream {name}: {source}")]
+    Stream {
+        name: String,
+        #[source]
+        source: jetstream::context::CreateStreamError,
+    },
+    #[error("cannot create JetStream key-value bucket {name}: {source}")]
+    Bucket {
+        name: String,
+        #[source]
+        source: jetstream::context::CreateKeyValueError,
+    },
+}
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+impl Layout {
+    /// The layout for `prefix` (a NATS subject token such as `antidote`).
+    pub fn new(prefix: impl Into<String>) -> Layout {
+        Layout {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Stream and bucket names get a prefix only when the subject prefix is not the default.
+    fn name(&self, base: &str) -> String {
+        if self.prefix == DEFAULT_PREFIX {
+            base.to_owned()
+        } else {
+            let p: String = self
+                .prefix
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            format!("{p}_{base}")
+        }
+    }
+
+    /// `<prefix>.livelesson.requests`.
+    pub fn livelesson_requests(&self) -> String {
+        format!("{}.livelesson.requests", self.prefix)
+    }
+
+    /// `<prefix>.events.<kind>`.
+    pub fn event(&self, kind: &str) -> String {
+        format!("{}.events.{kind}", self.prefix)
+    }
+
+    /// `<prefix>.telemetry.spans`.
+    pub fn spans(&self) -> String {
+        format!("{}.telemetry.spans", self.prefix)
+    }
+
+    /// `<prefix>.telemetry.logs`.
+    pub fn logs(&self) -> String {
+        format!("{}.telemetry.logs", self.prefix)
+    }
+
+    /// `<prefix>.feedback.<what>` (`submitted`, `updated`).
+    pub fn feedback(&self, what: &str) -> String {
+        format!("{}.feedback.{what}", self.prefix)
+    }
+
+    /// The key-value bucket of livelesson state.
+    pub fn livelessons_bucket(&self) -> String {
+        self.name("livelessons")
+    }
+
+    /// The key-value bucket of session state.
+    pub fn sessions_bucket(&self) -> String {
+        self.name("sessions")
+    }
+
+    /// Every stream of the layout.
+    pub fn streams(&self) -> Vec<StreamSpec> {
+        let p = &self.prefix;
+        vec![
+            StreamSpec {
+                name: self.name("LIVELESSON_REQUESTS"),
+                subjects: vec![self.livelesson_requests()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                max_age: DAY,
+            },
+            StreamSpec {
+                name: self.name("EVENTS"),
+                subjects: vec![format!("{p}.events.>")],
+                retention: stream::RetentionPolicy::Limits,
+                max_age: 7 * DAY,
+            },
+            StreamSpec {
+                name: self.name("SPANS"),
+                subjects: vec![self.spans()],
+                retention: stream::RetentionPolicy::Limits,
+                max_age: 7 * DAY,
+            },
+            StreamSpec {
+                name: self.name("LOGS"),
+                subjects: vec![self.logs()],
+                retention: stream::RetentionPolicy::Limits,
+                max_age: 7 * DAY,
+            },
+            StreamSpec {
+                name: self.name("FEEDBACK"),
+                subjects: vec![format!("{p}.feedback.>")],
+                retention: stream::RetentionPolicy::Limits,
+                max_age: 365 * DAY,
+            },
+        ]
+    }
+}
+
+/// Creates or updates every stream and bucket of `layout`.
+pub async fn ensure(js: &jetstream::Context, layout: &Layout) -> Result<(), BusError> {
+    for spec in layout.streams() {
+        let config = stream::Config {
+            name: spec.name.clone(),
+            subjects: spec.subjects.clone(),
+            retention: spec.retention,
+            max_age: spec.max_age,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        js.create_or_update_stream(config)
+            .await
+            .map_err(|source| BusError::Stream {
+                name: spec.name.clone(),
+                source,
+            })?;
+    }
+    for bucket in [layout.livelessons_bucket(), layout.sessions_bucket()] {
+        if js.get_key_value(&bucket).await.is_ok() {
+            continue;
+        }
+        js.create_key_value(kv::Config {
+            bucket: bucket.clone(),
+            history: 5,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|source| BusError::Bucket {
+            name: bucket.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_prefix_gives_the_contract_names() {
+        let l = Layout::new(DEFAULT_PREFIX);
+        assert_eq!(l.livelesson_requests(), "antidote.livelesson.requests");
+        assert_eq!(
+            l.event("session.created"),
+            "antidote.events.session.created"
+        );
+        assert_eq!(l.spans(), "antidote.telemetry.spans");
+        assert_eq!(l.logs(), "antidote.telemetry.logs");
+        assert_eq!(l.feedback("submitted"), "antidote.feedback.submitted");
+        assert_eq!(l.livelessons_bucket(), "livelessons");
+        assert_eq!(l.sessions_bucket(), "sessions");
+        let names: Vec<String> = l.streams().into_iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            ["LIVELESSON_REQUESTS", "EVENTS", "SPANS", "LOGS", "FEEDBACK"]
+        );
+    }
+
+    #[test]
+    fn other_prefixes_do_not_collide_with_the_default() {
+        let l = Layout::new("test-1");
+        assert_eq!(l.livelessons_bucket(), "test_1_livelessons");
+        assert!(l.streams().iter().all(|s| s.name.starts_with("test_1_")));
+        assert!(
+            l.streams()
+                .iter()
+                .all(|s| s.subjects.iter().all(|x| x.starts_with("test-1.")))
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! Rows of the contract tables as Rust types, in the tables' column order.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Severity of an event (the `severity` Enum8 of `events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(i8)]
+pub enum Severity {
+    Debug = 1,
+    Info = 2,
+    Warn = 3,
+    Error = 4,
+}
+
+/// Serializes a [`Severity`] as the Enum8 value ClickHouse stores.
+mod severity_repr {
+    use super::Severity;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &Severity, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_i8(*s as i8)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Severity, D::Error> {
+        Ok(match i8::deserialize(de)? {
+            1 => Severity::Debug,
+            2 => Severity::Info,
+            3 => Severity::Warn,
+            _ => Severity::Error,
+        })
+    }
+}
+
+/// One row of `antidote.events`.
+///
+/// `stage` is -1 when the event concerns no particular stage; empty strings mean "not
+/// applicable" for the ID columns (ClickHouse 18.16 handles empty strings better than
+/// Nullable in sort keys).
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct EventRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    pub ts: OffsetDateTime,
+    pub ts_ns: u64,
+    pub kind: String,
+    #[serde(with = "severity_repr")]
+    pub severity: Severity,
+    pub service: String,
+    pub session_id: String,
+    pub lesson: String,
+    pub stage: i16,
+    pub livelesson_id: String,
+    pub endpoint: String,
+    pub instance: String,
+    pub node: String,
+    pub trace_id: String,
+    pub span_id: String,
+    pub request_id: String,
+    pub message: String,
+    pub attr_keys: Vec<String>,
+    pub attr_values: Vec<String>,
+}
