@@ -84,10 +84,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn validate(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     let loaded = curriculum::load(dir)?;
+    // Problem paths are relative to the curriculum; print them relative to where the user
+    // stands so editors and terminals can jump to them.
     for problem in &loaded.problems {
-        println!("{problem}");
+        let located = curriculum::Problem {
+            file: dir.join(&problem.file),
+            ..problem.clone()
+        };
+        println!("{located}");
     }
-    println!("{}", loaded.summary());
+    println!("{}: {}", dir.display(), loaded.summary());
     Ok(if loaded.is_valid() {
         ExitCode::SUCCESS
     } else {

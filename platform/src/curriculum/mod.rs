@@ -82,8 +82,7 @@ impl Curriculum {
     /// The one-line summary `antidote validate` ends with.
     pub fn summary(&self) -> String {
         format!(
-            "{}: {} lessons ({} valid), {} images, {} collections, {} problems",
-            self.root.display(),
+            "{} lessons ({} valid), {} images, {} collections, {} problems",
             self.counts.lessons,
             self.lessons.len(),
             self.counts.images,
