@@ -104,6 +104,18 @@ except Exception:
 PY
 }
 
+# wait_for_pidfile NAME PIDFILE LOGFILE: the server writes its pid file early in start-up.
+wait_for_pidfile() {
+    local name=$1 pidfile=$2 logfile=$3 i
+    for ((i = 0; i < WAIT_SECONDS * 5; i++)); do
+        if [ -s "$pidfile" ]; then return 0; fi
+        sleep 0.2
+    done
+    log "last lines of $logfile:"
+    tail -n 20 "$logfile" >&2 || true
+    die "$name wrote no pid file ($pidfile) within ${WAIT_SECONDS}s"
+}
+
 # wait_for NAME URL PIDFILE LOGFILE
 wait_for() {
     local name=$1 url=$2 pidfile=$3 logfile=$4 i
@@ -130,9 +142,11 @@ start_nats() {
     port_open "$NATS_PORT" && die "port $NATS_PORT is taken by another process; set ANTIDOTE_NATS_PORT"
     ensure_nats
     mkdir -p "$NATS_DIR/jetstream"
+    rm -f "$pidfile"
+    # The servers write their own pid files: whatever wrappers fork, the file names the server.
     setsid "$VENV/bin/nats-server" -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" \
-        -js -sd "$NATS_DIR/jetstream" >>"$logfile" 2>&1 </dev/null &
-    echo $! >"$pidfile"
+        -js -sd "$NATS_DIR/jetstream" -P "$pidfile" >>"$logfile" 2>&1 </dev/null &
+    wait_for_pidfile NATS "$pidfile" "$logfile"
     wait_for NATS "http://127.0.0.1:$NATS_MONITOR_PORT/healthz?js-enabled-only=true" "$pidfile" "$logfile"
     log "NATS (JetStream) up at nats://127.0.0.1:$NATS_PORT, data in $NATS_DIR"
 }
@@ -212,9 +226,12 @@ start_clickhouse() {
     port_open "$CH_TCP_PORT" && die "port $CH_TCP_PORT is taken by another process; set ANTIDOTE_CLICKHOUSE_TCP_PORT"
     ensure_clickhouse
     write_clickhouse_config
-    (cd "$CH_DIR" && setsid clickhouse-server --config-file="$CH_DIR/config.xml" \
-        >>"$logfile" 2>&1 </dev/null &
-        echo $! >"$pidfile")
+    rm -f "$pidfile"
+    # In daemon mode the server detaches itself and writes the pid file.
+    (cd "$CH_DIR" && clickhouse-server --daemon --config-file="$CH_DIR/config.xml" \
+        --pid-file="$pidfile" >>"$logfile" 2>&1 </dev/null) ||
+        die "clickhouse-server failed to start; see $CH_DIR/log/clickhouse-server.err.log"
+    wait_for_pidfile ClickHouse "$pidfile" "$logfile"
     wait_for ClickHouse "http://127.0.0.1:$CH_HTTP_PORT/ping" "$pidfile" "$CH_DIR/log/clickhouse-server.err.log"
     log "ClickHouse $(clickhouse_version) up at http://127.0.0.1:$CH_HTTP_PORT, data in $CH_DIR"
 }
