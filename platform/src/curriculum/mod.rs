@@ -82,12 +82,12 @@ impl Curriculum {
     /// The one-line summary `antidote validate` ends with.
     pub fn summary(&self) -> String {
         format!(
-            "{} lessons ({} valid), {} images, {} collections, {} problems",
-            self.counts.lessons,
+            "{} ({} valid), {}, {}, {}",
+            plural(self.counts.lessons, "lesson"),
             self.lessons.len(),
-            self.counts.images,
-            self.counts.collections,
-            self.problems.len()
+            plural(self.counts.images, "image"),
+            plural(self.counts.collections, "collection"),
+            plural(self.problems.len(), "problem")
         )
     }
 
@@ -102,6 +102,14 @@ impl Curriculum {
 pub enum LoadError {
     #[error("curriculum directory {0} does not exist or is not a directory")]
     NotADirectory(PathBuf),
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 /// Relative path of `path` below `root`, for messages.
