@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local NATS and ClickHouse for development, tests and `antidote up`.
 #
-#   deploy/local/services.sh install   install what is missing (apt, pip), start nothing
+#   deploy/local/services.sh install   install what is missing (apt, pip), start nothing; this
+#                                      includes the packages the local backend's endpoints run
 #   deploy/local/services.sh start     install if needed, start both, wait until each answers
 #   deploy/local/services.sh stop      stop both cleanly (TERM, then KILL after a grace period)
 #   deploy/local/services.sh status    say what runs where
@@ -78,9 +79,25 @@ ensure_clickhouse() {
     command -v clickhouse-server >/dev/null || die "clickhouse-server still missing after apt-get install"
 }
 
+# What the local backend's endpoints run (DESIGN §10): FRR for routers, sshd, and the
+# utility host's tools. Only missing packages are installed.
+LOCAL_BACKEND_PACKAGES=(frr openssh-server sudo python3-yaml python3-jinja2 python-is-python3
+    git curl vim iputils-ping traceroute less iproute2 procps util-linux)
+
+ensure_local_backend_packages() {
+    local missing=() p
+    for p in "${LOCAL_BACKEND_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        apt_install "${missing[@]}"
+    fi
+}
+
 install() {
     ensure_nats
     ensure_clickhouse
+    ensure_local_backend_packages
 }
 
 # pid_alive PIDFILE: true when the file names a running process.

@@ -5,7 +5,7 @@
 //! with their problems — the server and `antidote validate` use the same code.
 
 pub mod model;
-mod schema_check;
+pub(crate) mod schema_check;
 mod validate;
 pub mod yaml;
 
@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use model::{Collection, CurriculumMeta, Image, Lesson};
-pub use validate::load;
+pub use validate::{find_config_file, load};
 
 /// One problem in a curriculum, located in a file (relative to the curriculum root).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

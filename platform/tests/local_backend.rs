@@ -1,0 +1,362 @@
+//! The local backend on this machine, for real: namespaces, overlays, sshd, FRR, veth links.
+//! Needs root and the packages `deploy/local/services.sh install` puts in place.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use antidote_platform::backend::local::{LocalBackend, LocalConfig, random_id};
+use antidote_platform::backend::{Backend, BackendError, LivelessonSpec};
+use antidote_platform::curriculum::{self, Curriculum};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn fixture() -> Curriculum {
+    let dir = std::env::var_os("ANTIDOTE_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/fixtures"))
+        .join("nrelabs-curriculum");
+    curriculum::load(&dir).unwrap()
+}
+
+fn bundled() -> Curriculum {
+    curriculum::load(&repo_root().join("curriculum")).unwrap()
+}
+
+fn spec(c: &Curriculum, slug: &str) -> LivelessonSpec {
+    let loaded = &c.lessons[slug];
+    LivelessonSpec {
+        livelesson_id: random_id(10),
+        session_id: random_id(10),
+        lesson: loaded.lesson.clone(),
+        lesson_dir: loaded.dir.clone(),
+        images: c.images.clone(),
+    }
+}
+
+struct Lab {
+    backend: LocalBackend,
+    _state: tempfile::TempDir,
+}
+
+fn new_lab() -> Lab {
+    let state = tempfile::Builder::new()
+        .prefix("antidote-local-test")
+        .tempdir()
+        .unwrap();
+    let backend = LocalBackend::new(LocalConfig::new(state.path())).unwrap();
+    Lab {
+        backend,
+        _state: state,
+    }
+}
+
+/// Creates every endpoint and link and waits until each ssh presentation logs in.
+async fn boot(backend: &LocalBackend, spec: &LivelessonSpec) {
+    let creates = spec
+        .lesson
+        .endpoints
+        .iter()
+        .map(|e| backend.create_endpoint(spec, &e.name));
+    for r in futures::future::join_all(creates).await {
+        r.unwrap();
+    }
+    backend.create_links(spec).await.unwrap();
+    for e in &spec.lesson.endpoints {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match backend.check_reachable(spec, &e.name, 22, true).await {
+                Ok(()) => break,
+                Err(err) if Instant::now() > deadline => panic!("{}: {err}", e.name),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+}
+
+async fn sh(backend: &LocalBackend, spec: &LivelessonSpec, ep: &str, cmd: &str) -> (i32, String) {
+    let run = backend
+        .exec(spec, ep, cmd, Duration::from_secs(20))
+        .await
+        .unwrap();
+    (run.exit_code.unwrap_or(-1), run.output)
+}
+
+async fn verify(backend: &LocalBackend, spec: &LivelessonSpec, stage: usize) -> bool {
+    let v = spec.lesson.stages[stage].verify.as_ref().unwrap();
+    sh(backend, spec, &v.endpoint, &v.command).await.0 == 0
+}
+
+async fn eventually_verifies(backend: &LocalBackend, spec: &LivelessonSpec, stage: usize) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !verify(backend, spec, stage).await {
+        assert!(Instant::now() < deadline, "stage {stage} never verified");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Nothing of the livelesson is left: namespaces, interfaces, mounts, processes, files.
+async fn assert_gone(lab: &Lab, ll: &str) {
+    let netns = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    assert!(!netns.contains(ll), "namespace left: {netns}");
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !links.contains("mgmt0"),
+        "interface left in the host: {links}"
+    );
+    let state = lab._state.path().display().to_string();
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(&state), "mount left: {mounts}");
+    // Every process of an endpoint carries AD_DIR=<state>/instances/<livelesson>/<endpoint>.
+    let marker = format!("AD_DIR={state}/instances/{ll}/");
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(
+            !environ.contains(&marker),
+            "process left: {:?}",
+            entry.path()
+        );
+    }
+    assert!(!lab._state.path().join("instances").join(ll).exists());
+    assert!(
+        lab.backend
+            .list_instances()
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.livelesson_id != ll)
+    );
+}
+
+#[tokio::test]
+async fn nre_labs_utility_lessons_boot_with_their_files_and_tools() {
+    let lab = new_lab();
+    let c = fixture();
+    let spec = spec(&c, "yaml-introduction");
+    boot(&lab.backend, &spec).await;
+
+    let (code, out) = sh(
+        &lab.backend,
+        &spec,
+        "linux1",
+        "cat /antidote/stage0/list.yaml",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("- "), "{out}");
+    let (code, out) = sh(
+        &lab.backend,
+        &spec,
+        "linux1",
+        "su - antidote -c \"python -c 'import yaml, jinja2; print(42)'\"",
+    )
+    .await;
+    assert_eq!((code, out.trim()), (0, "42"));
+    let (code, out) = sh(
+        &lab.backend,
+        &spec,
+        "linux1",
+        "hostname; su - antidote -c pwd",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "linux1\n/home/antidote\n");
+    // The wrong password is refused: the login check is real.
+    let mut wrong = spec.clone();
+    wrong.images.get_mut("utility").unwrap().ssh_password = Some("nope".into());
+    assert!(matches!(
+        lab.backend
+            .check_reachable(&wrong, "linux1", 22, true)
+            .await,
+        Err(BackendError::Unreachable { .. })
+    ));
+
+    lab.backend.delete(&spec.livelesson_id).await.unwrap();
+    assert_gone(&lab, &spec.livelesson_id).await;
+    // Deleting again is fine.
+    lab.backend.delete(&spec.livelesson_id).await.unwrap();
+}
+
+#[tokio::test]
+async fn napalm_lesson_is_unavailable_locally_naming_the_image() {
+    let lab = new_lab();
+    let c = fixture();
+    let l = &c.lessons["napalm-multi-vendor-network-automation"].lesson;
+    let reason = lab.backend.unavailable_reason(l, &c.images).unwrap();
+    assert!(reason.contains("vqfx-snap1"), "{reason}");
+    assert_eq!(
+        lab.backend
+            .unavailable_reason(&c.lessons["linux-basics"].lesson, &c.images),
+        None
+    );
+}
+
+#[tokio::test]
+async fn three_router_lesson_configures_verifies_and_changes_stage() {
+    let lab = new_lab();
+    let c = bundled();
+    let spec = spec(&c, "ospf-triangle");
+    boot(&lab.backend, &spec).await;
+
+    assert!(
+        !verify(&lab.backend, &spec, 0).await,
+        "verify passed before configuration"
+    );
+    for stage in [0, 1] {
+        for ep in &spec.lesson.endpoints {
+            let run = lab
+                .backend
+                .configure(&spec, &ep.name, stage, Duration::from_secs(30))
+                .await
+                .unwrap();
+            assert!(run.succeeded(), "{} stage {stage}: {run:?}", ep.name);
+        }
+        eventually_verifies(&lab.backend, &spec, stage).await;
+    }
+    // The host reaches r3's loopback from linux1 through r1 and the triangle.
+    let (code, out) = sh(&lab.backend, &spec, "linux1", "ping -c1 -W2 3.3.3.3").await;
+    assert_eq!(code, 0, "{out}");
+
+    lab.backend.delete(&spec.livelesson_id).await.unwrap();
+    assert_gone(&lab, &spec.livelesson_id).await;
+}
+
+#[tokio::test]
+async fn endpoints_are_isolated_from_the_host_and_each_other() {
+    let lab = new_lab();
+    let c = bundled();
+    let spec = spec(&c, "ospf-troubleshooting");
+    boot(&lab.backend, &spec).await;
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+
+    let marker = format!("/etc/antidote-isolation-{}", spec.livelesson_id);
+    let (code, out) = sh(
+        &lab.backend,
+        &spec,
+        "r1",
+        &format!("touch {marker} && rm -rf /home/* && ls /home | wc -l"),
+    )
+    .await;
+    assert_eq!((code, out.trim()), (0, "0"));
+    assert!(!Path::new(&marker).exists(), "write reached the host");
+    let (code, _) = sh(&lab.backend, &spec, "r2", &format!("test -e {marker}")).await;
+    assert_ne!(code, 0, "write reached another endpoint");
+    let (_, out) = sh(&lab.backend, &spec, "r2", "ls /home").await;
+    assert_eq!(out.trim(), "antidote", "r2 lost its home");
+
+    // Host data is masked: /root and the project checkout look empty.
+    let repo = repo_root().display().to_string();
+    let (_, out) = sh(
+        &lab.backend,
+        &spec,
+        "r1",
+        &format!("ls -A /root {repo} | grep -v :"),
+    )
+    .await;
+    assert_eq!(out.trim(), "", "host files visible");
+    // Only the lesson's own user has a password hash; the host's are gone.
+    let (_, out) = sh(
+        &lab.backend,
+        &spec,
+        "r1",
+        "awk -F: '$2 ~ /^[$]/ {print $1}' /etc/shadow",
+    )
+    .await;
+    assert_eq!(out.trim(), "antidote", "host password hashes visible");
+
+    // No path to host services: neither loopback (its own) nor any host address answers.
+    for addr in ["127.0.0.1".to_owned(), host_address()] {
+        let (code, _) = sh(
+            &lab.backend,
+            &spec,
+            "r1",
+            &format!("timeout 3 bash -c '</dev/tcp/{addr}/{port}'"),
+        )
+        .await;
+        assert_ne!(code, 0, "endpoint reached the host at {addr}:{port}");
+    }
+    drop(listener);
+
+    lab.backend.delete(&spec.livelesson_id).await.unwrap();
+    assert_gone(&lab, &spec.livelesson_id).await;
+}
+
+/// The host's address on its default route (or loopback when it has none).
+fn host_address() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "route", "get", "192.0.2.1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "src")
+        .nth(1)
+        .unwrap_or("127.0.0.1")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_endpoint_that_cannot_start_fails_with_its_output() {
+    let lab = new_lab();
+    let c = fixture();
+    let mut spec = spec(&c, "linux-basics");
+    // A user name useradd refuses: the init fails before sshd starts.
+    spec.images.get_mut("utility").unwrap().ssh_user = Some("Bad User!".into());
+    let err = lab
+        .backend
+        .create_endpoint(&spec, "linux1")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, BackendError::EndpointFailed { .. }), "{text}");
+    assert!(text.contains("useradd"), "{text}");
+    lab.backend.delete(&spec.livelesson_id).await.unwrap();
+    assert_gone(&lab, &spec.livelesson_id).await;
+}
+
+#[tokio::test]
+async fn sweep_removes_only_what_is_not_kept() {
+    let lab = new_lab();
+    let c = fixture();
+    let keep = spec(&c, "linux-basics");
+    let orphan = spec(&c, "linux-basics");
+    boot(&lab.backend, &keep).await;
+    boot(&lab.backend, &orphan).await;
+    // Another installation's instance looks alike but carries another ID: untouched.
+    let other = new_lab();
+    let theirs = spec(&c, "linux-basics");
+    boot(&other.backend, &theirs).await;
+
+    let removed = lab
+        .backend
+        .sweep(&HashSet::from([keep.livelesson_id.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(removed, vec![orphan.livelesson_id.clone()]);
+    assert_gone(&lab, &orphan.livelesson_id).await;
+    let (code, _) = sh(&lab.backend, &keep, "linux1", "true").await;
+    assert_eq!(code, 0);
+    let (code, _) = sh(&other.backend, &theirs, "linux1", "true").await;
+    assert_eq!(code, 0);
+
+    lab.backend.delete(&keep.livelesson_id).await.unwrap();
+    other.backend.delete(&theirs.livelesson_id).await.unwrap();
+    assert_gone(&other, &theirs.livelesson_id).await;
+}
