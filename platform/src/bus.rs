@@ -185,6 +185,25 @@ pub async fn ensure(js: &jetstream::Context, layout: &Layout) -> Result<(), BusE
     Ok(())
 }
 
+/// Publishes `event` on `<prefix>.events.<kind>` and waits for JetStream to store it.
+pub async fn publish_event(
+    js: &jetstream::Context,
+    layout: &Layout,
+    event: &antidote_telemetry::event::Event,
+) -> Result<(), String> {
+    let payload = serde_json::to_vec(event).map_err(|e| e.to_string())?;
+    let mut headers = async_nats::HeaderMap::new();
+    if !event.session_id.is_empty() {
+        headers.insert(SESSION_HEADER, event.session_id.as_str());
+    }
+    js.publish_with_headers(layout.event(&event.kind), headers, payload.into())
+        .await
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,10 +5,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::bus;
 use crate::curriculum::{self, model};
 use antidote_telemetry::clickhouse_client::{self, CLICKHOUSE_URL_ENV, DEFAULT_CLICKHOUSE_URL};
 use antidote_telemetry::schema;
@@ -37,6 +39,34 @@ pub enum Command {
         #[arg(value_enum, default_value_t = SchemaKind::Lesson)]
         kind: SchemaKind,
     },
+    /// Run the scheduler role: provision, configure, stage changes and garbage collection.
+    Scheduler {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        local: LocalArgs,
+        /// Stable identity of this scheduler (defaults to the host name); a scheduler that
+        /// restarts with the same ID cleanly fails what it had in flight.
+        #[arg(long, env = "ANTIDOTE_SCHEDULER_ID")]
+        scheduler_id: Option<String>,
+        /// Delete livelessons idle this long (keepalives refresh them), e.g. 30m, 90s.
+        #[arg(long, env = "ANTIDOTE_IDLE_TTL", default_value = "30m", value_parser = parse_duration)]
+        idle_ttl: Duration,
+        /// How often garbage collection runs.
+        #[arg(long, env = "ANTIDOTE_GC_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+        gc_interval: Duration,
+        /// How long an endpoint may take to become reachable.
+        #[arg(long, env = "ANTIDOTE_REACHABILITY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+        reachability_timeout: Duration,
+        /// How long one configuration run may take.
+        #[arg(long, env = "ANTIDOTE_CONFIGURE_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+        configure_timeout: Duration,
+    },
+    /// Start, list and stop livelessons (for operators; learners use the web UI).
+    Lesson {
+        #[command(subcommand)]
+        command: LessonCommand,
+    },
     /// Create or upgrade the ClickHouse database and tables (idempotent).
     Migrate {
         /// ClickHouse HTTP URL.
@@ -46,6 +76,92 @@ pub enum Command {
         #[arg(long, env = "ANTIDOTE_CLICKHOUSE_DATABASE", default_value = clickhouse_client::DATABASE)]
         database: String,
     },
+}
+
+/// Settings every NATS-connected command shares.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// NATS server URL.
+    #[arg(
+        long,
+        env = "ANTIDOTE_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
+    /// Subject prefix (and so stream and bucket names) of this installation.
+    #[arg(long, env = "ANTIDOTE_NATS_PREFIX", default_value = bus::DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// The curriculum directory.
+    #[arg(long, env = "ANTIDOTE_CURRICULUM", default_value = "curriculum")]
+    pub curriculum: PathBuf,
+}
+
+/// Settings of the local backend.
+#[derive(Debug, clap::Args)]
+pub struct LocalArgs {
+    /// Where endpoint instances keep their files (and the installation ID).
+    #[arg(
+        long,
+        env = "ANTIDOTE_LOCAL_STATE_DIR",
+        default_value = ".antidote/local"
+    )]
+    pub local_state_dir: PathBuf,
+}
+
+/// `antidote lesson ...`
+#[derive(Debug, Subcommand)]
+pub enum LessonCommand {
+    /// Start a lesson and show its progress until READY (or FAILED).
+    Start {
+        #[command(flatten)]
+        common: Common,
+        /// The lesson's slug.
+        slug: String,
+        /// Stage to start at.
+        #[arg(long, default_value_t = 0)]
+        stage: usize,
+        /// Session to start it in (a new operator session by default).
+        #[arg(long)]
+        session: Option<String>,
+        /// Give up waiting after this long (the livelesson keeps going).
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// List livelessons with their state.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delete a livelesson and wait until it is gone.
+    Stop {
+        #[command(flatten)]
+        common: Common,
+        /// The livelesson's ID.
+        id: String,
+        /// Give up waiting after this long.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+}
+
+/// Parses `90s`, `30m`, `2h` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 90s, 30m or 2h"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs(secs))
 }
 
 /// Curriculum files that have a schema.
@@ -79,6 +195,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clickhouse_url,
             database,
         } => migrate(&clickhouse_url, &database),
+        Command::Scheduler {
+            common,
+            local,
+            scheduler_id,
+            idle_ttl,
+            gc_interval,
+            reachability_timeout,
+            configure_timeout,
+        } => {
+            let mut config =
+                crate::scheduler::SchedulerConfig::new(scheduler_id.unwrap_or_else(host_name));
+            config.idle_ttl = idle_ttl;
+            config.gc_interval = gc_interval;
+            config.reachability_timeout = reachability_timeout;
+            config.configure_timeout = configure_timeout;
+            runtime()?.block_on(crate::operator::run_scheduler(common, local, config))
+        }
+        Command::Lesson { command } => runtime()?.block_on(crate::operator::lesson(command)),
     }
 }
 
@@ -101,11 +235,32 @@ fn validate(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn migrate(url: &str, database: &str) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
+        .context("cannot start the async runtime")
+}
+
+/// This machine's host name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn migrate(url: &str, database: &str) -> anyhow::Result<ExitCode> {
+    if database.is_empty()
+        || !database
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || database.starts_with(|c: char| c.is_ascii_digit())
+    {
+        anyhow::bail!(
+            "database name `{database}` must be letters, digits and underscores, not starting with a digit"
+        );
+    }
+    let runtime = runtime()?;
     let client = clickhouse_client::client(url);
     let report = runtime.block_on(schema::migrate(&client, url, database))?;
     let list = |v: &[u32]| {

@@ -6,3 +6,6 @@ pub mod backend;
 pub mod bus;
 pub mod cli;
 pub mod curriculum;
+pub mod livelesson;
+pub mod operator;
+pub mod scheduler;

@@ -3,32 +3,16 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
+mod common;
+
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use antidote_platform::backend::local::{LocalBackend, LocalConfig, random_id};
+use antidote_platform::backend::local::{LocalBackend, random_id};
 use antidote_platform::backend::{Backend, BackendError, LivelessonSpec};
-use antidote_platform::curriculum::{self, Curriculum};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn fixture() -> Curriculum {
-    let dir = std::env::var_os("ANTIDOTE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/fixtures"))
-        .join("nrelabs-curriculum");
-    curriculum::load(&dir).unwrap()
-}
-
-fn bundled() -> Curriculum {
-    curriculum::load(&repo_root().join("curriculum")).unwrap()
-}
+use antidote_platform::curriculum::Curriculum;
+use common::{Lab, assert_gone, bundled, fixture, repo_root};
 
 fn spec(c: &Curriculum, slug: &str) -> LivelessonSpec {
     let loaded = &c.lessons[slug];
@@ -38,23 +22,6 @@ fn spec(c: &Curriculum, slug: &str) -> LivelessonSpec {
         lesson: loaded.lesson.clone(),
         lesson_dir: loaded.dir.clone(),
         images: c.images.clone(),
-    }
-}
-
-struct Lab {
-    backend: LocalBackend,
-    _state: tempfile::TempDir,
-}
-
-fn new_lab() -> Lab {
-    let state = tempfile::Builder::new()
-        .prefix("antidote-local-test")
-        .tempdir()
-        .unwrap();
-    let backend = LocalBackend::new(LocalConfig::new(state.path())).unwrap();
-    Lab {
-        backend,
-        _state: state,
     }
 }
 
@@ -102,51 +69,9 @@ async fn eventually_verifies(backend: &LocalBackend, spec: &LivelessonSpec, stag
     }
 }
 
-/// Nothing of the livelesson is left: namespaces, interfaces, mounts, processes, files.
-async fn assert_gone(lab: &Lab, ll: &str) {
-    let netns = std::process::Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .unwrap();
-    let netns = String::from_utf8_lossy(&netns.stdout);
-    assert!(!netns.contains(ll), "namespace left: {netns}");
-    let links = std::process::Command::new("ip")
-        .args(["-o", "link"])
-        .output()
-        .unwrap();
-    let links = String::from_utf8_lossy(&links.stdout);
-    assert!(
-        !links.contains("mgmt0"),
-        "interface left in the host: {links}"
-    );
-    let state = lab._state.path().display().to_string();
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-    assert!(!mounts.contains(&state), "mount left: {mounts}");
-    // Every process of an endpoint carries AD_DIR=<state>/instances/<livelesson>/<endpoint>.
-    let marker = format!("AD_DIR={state}/instances/{ll}/");
-    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let environ = String::from_utf8_lossy(&environ);
-        assert!(
-            !environ.contains(&marker),
-            "process left: {:?}",
-            entry.path()
-        );
-    }
-    assert!(!lab._state.path().join("instances").join(ll).exists());
-    assert!(
-        lab.backend
-            .list_instances()
-            .await
-            .unwrap()
-            .iter()
-            .all(|i| i.livelesson_id != ll)
-    );
-}
-
 #[tokio::test]
 async fn nre_labs_utility_lessons_boot_with_their_files_and_tools() {
-    let lab = new_lab();
+    let lab = Lab::new();
     let c = fixture();
     let spec = spec(&c, "yaml-introduction");
     boot(&lab.backend, &spec).await;
@@ -188,14 +113,14 @@ async fn nre_labs_utility_lessons_boot_with_their_files_and_tools() {
     ));
 
     lab.backend.delete(&spec.livelesson_id).await.unwrap();
-    assert_gone(&lab, &spec.livelesson_id).await;
+    assert_gone(&lab, &spec.livelesson_id);
     // Deleting again is fine.
     lab.backend.delete(&spec.livelesson_id).await.unwrap();
 }
 
 #[tokio::test]
 async fn napalm_lesson_is_unavailable_locally_naming_the_image() {
-    let lab = new_lab();
+    let lab = Lab::new();
     let c = fixture();
     let l = &c.lessons["napalm-multi-vendor-network-automation"].lesson;
     let reason = lab.backend.unavailable_reason(l, &c.images).unwrap();
@@ -209,7 +134,7 @@ async fn napalm_lesson_is_unavailable_locally_naming_the_image() {
 
 #[tokio::test]
 async fn three_router_lesson_configures_verifies_and_changes_stage() {
-    let lab = new_lab();
+    let lab = Lab::new();
     let c = bundled();
     let spec = spec(&c, "ospf-triangle");
     boot(&lab.backend, &spec).await;
@@ -234,12 +159,12 @@ async fn three_router_lesson_configures_verifies_and_changes_stage() {
     assert_eq!(code, 0, "{out}");
 
     lab.backend.delete(&spec.livelesson_id).await.unwrap();
-    assert_gone(&lab, &spec.livelesson_id).await;
+    assert_gone(&lab, &spec.livelesson_id);
 }
 
 #[tokio::test]
 async fn endpoints_are_isolated_from_the_host_and_each_other() {
-    let lab = new_lab();
+    let lab = Lab::new();
     let c = bundled();
     let spec = spec(&c, "ospf-troubleshooting");
     boot(&lab.backend, &spec).await;
@@ -295,7 +220,7 @@ async fn endpoints_are_isolated_from_the_host_and_each_other() {
     drop(listener);
 
     lab.backend.delete(&spec.livelesson_id).await.unwrap();
-    assert_gone(&lab, &spec.livelesson_id).await;
+    assert_gone(&lab, &spec.livelesson_id);
 }
 
 /// The host's address on its default route (or loopback when it has none).
@@ -314,7 +239,7 @@ fn host_address() -> String {
 
 #[tokio::test]
 async fn an_endpoint_that_cannot_start_fails_with_its_output() {
-    let lab = new_lab();
+    let lab = Lab::new();
     let c = fixture();
     let mut spec = spec(&c, "linux-basics");
     // A user name useradd refuses: the init fails before sshd starts.
@@ -328,19 +253,19 @@ async fn an_endpoint_that_cannot_start_fails_with_its_output() {
     assert!(matches!(err, BackendError::EndpointFailed { .. }), "{text}");
     assert!(text.contains("useradd"), "{text}");
     lab.backend.delete(&spec.livelesson_id).await.unwrap();
-    assert_gone(&lab, &spec.livelesson_id).await;
+    assert_gone(&lab, &spec.livelesson_id);
 }
 
 #[tokio::test]
 async fn sweep_removes_only_what_is_not_kept() {
-    let lab = new_lab();
+    let lab = Lab::new();
     let c = fixture();
     let keep = spec(&c, "linux-basics");
     let orphan = spec(&c, "linux-basics");
     boot(&lab.backend, &keep).await;
     boot(&lab.backend, &orphan).await;
     // Another installation's instance looks alike but carries another ID: untouched.
-    let other = new_lab();
+    let other = Lab::new();
     let theirs = spec(&c, "linux-basics");
     boot(&other.backend, &theirs).await;
 
@@ -350,7 +275,7 @@ async fn sweep_removes_only_what_is_not_kept() {
         .await
         .unwrap();
     assert_eq!(removed, vec![orphan.livelesson_id.clone()]);
-    assert_gone(&lab, &orphan.livelesson_id).await;
+    assert_gone(&lab, &orphan.livelesson_id);
     let (code, _) = sh(&lab.backend, &keep, "linux1", "true").await;
     assert_eq!(code, 0);
     let (code, _) = sh(&other.backend, &theirs, "linux1", "true").await;
@@ -358,5 +283,5 @@ async fn sweep_removes_only_what_is_not_kept() {
 
     lab.backend.delete(&keep.livelesson_id).await.unwrap();
     other.backend.delete(&theirs.livelesson_id).await.unwrap();
-    assert_gone(&other, &theirs.livelesson_id).await;
+    assert_gone(&other, &theirs.livelesson_id);
 }

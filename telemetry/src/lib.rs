@@ -5,5 +5,6 @@
 //! see ARCHITECTURE.md.
 
 pub mod clickhouse_client;
+pub mod event;
 pub mod rows;
 pub mod schema;

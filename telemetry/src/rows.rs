@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 /// Severity of an event (the `severity` Enum8 of `events`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[repr(i8)]
 pub enum Severity {
     Debug = 1,

@@ -653,6 +653,16 @@ impl Backend for LocalBackend {
             }
         }
         let dir = self.livelesson_dir(livelesson_id);
+        // A process that was entering a namespace while it was deleted (e.g. an endpoint
+        // start of a scheduler that was killed) is found by the state directory in its
+        // environment.
+        let marker = format!("AD_DIR={}/", dir.display());
+        for _ in 0..50 {
+            if netns::kill_marked(&marker) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         if dir.exists() {
             fs::remove_dir_all(&dir)
                 .map_err(BackendError::io(format!("removing {}", dir.display())))?;

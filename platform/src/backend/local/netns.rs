@@ -112,6 +112,32 @@ pub async fn kill_all(name: &str, timeout: Duration) -> bool {
     }
 }
 
+/// Kills every process whose environment contains `marker` (e.g. `AD_DIR=<dir>/`): catches
+/// processes that were joining a namespace while it was being deleted.
+pub fn kill_marked(marker: &str) -> usize {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for pid in entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+    {
+        let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var.starts_with(marker.as_bytes()))
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            killed += 1;
+        }
+    }
+    killed
+}
+
 /// Connects to `127.0.0.1:port` inside network namespace `name`.
 ///
 /// The socket is created by a fresh thread that joins the namespace (a namespace switch

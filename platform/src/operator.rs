@@ -1,0 +1,310 @@
+//! The operator's commands: `antidote scheduler` and `antidote lesson start|list|stop`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::local::{LocalBackend, LocalConfig};
+use crate::bus::Layout;
+use crate::cli::{Common, LessonCommand, LocalArgs};
+use crate::curriculum::{self, Curriculum};
+use crate::livelesson::client::Client;
+use crate::livelesson::{EndpointStatus, Livelesson, Status, now_ms};
+use crate::scheduler::{Scheduler, SchedulerConfig};
+
+/// Logs as JSON lines on stderr (level from `RUST_LOG`, default info).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn connect(common: &Common) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(&common.nats_url)
+        .await
+        .with_context(|| format!("cannot reach NATS at {}", common.nats_url))
+}
+
+fn load_curriculum(common: &Common) -> anyhow::Result<Curriculum> {
+    let c = curriculum::load(&common.curriculum).with_context(|| {
+        format!(
+            "cannot load the curriculum (set --curriculum or ANTIDOTE_CURRICULUM; now {})",
+            common.curriculum.display()
+        )
+    })?;
+    for invalid in &c.invalid_lessons {
+        tracing::warn!(lesson = %invalid.name, problems = invalid.problems.len(), "lesson is invalid and not served");
+    }
+    Ok(c)
+}
+
+/// `antidote scheduler`: runs until SIGINT or SIGTERM.
+pub async fn run_scheduler(
+    common: Common,
+    local: LocalArgs,
+    config: SchedulerConfig,
+) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let curriculum = Arc::new(load_curriculum(&common)?);
+    let backend = LocalBackend::new(LocalConfig::new(&local.local_state_dir))
+        .context("cannot prepare the local backend")?;
+    tracing::info!(installation = backend.installation_id(), scheduler = %config.id, "scheduler starting");
+    let nats = connect(&common).await?;
+    let scheduler = Scheduler::new(
+        config,
+        nats,
+        Layout::new(&common.prefix),
+        curriculum,
+        Arc::new(backend),
+    )
+    .await?;
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        signal.cancel();
+    });
+    scheduler.run(shutdown).await?;
+    tracing::info!("scheduler stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `antidote lesson ...`
+pub async fn lesson(command: LessonCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        LessonCommand::Start {
+            common,
+            slug,
+            stage,
+            session,
+            timeout,
+        } => start(&common, &slug, stage, session, timeout).await,
+        LessonCommand::List { common } => list(&common).await,
+        LessonCommand::Stop {
+            common,
+            id,
+            timeout,
+        } => stop(&common, &id, timeout).await,
+    }
+}
+
+async fn client(common: &Common) -> anyhow::Result<Client> {
+    let nats = connect(common).await?;
+    Client::new(nats, Layout::new(&common.prefix), "cli").await
+}
+
+async fn start(
+    common: &Common,
+    slug: &str,
+    stage: usize,
+    session: Option<String>,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    let curriculum = load_curriculum(common)?;
+    let client = client(common).await?;
+    let session_id = match session {
+        Some(s) => s,
+        None => client.create_session().await?.id,
+    };
+    let started = Instant::now();
+    let ll = client
+        .request_livelesson(&curriculum, &session_id, slug, stage)
+        .await?;
+    println!(
+        "livelesson {} — lesson {slug}, stage {}, session {session_id}",
+        ll.id, ll.stage
+    );
+    let mut watch = client.store.livelessons.watch(&ll.id).await?;
+    let mut progress = Progress::default();
+    // The current value first (it may already be past some states), then every change.
+    let mut current = client.get(&ll.id).await.ok();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(ll) = current.take() {
+            progress.show(&ll, started);
+            match ll.status {
+                Status::Ready => {
+                    println!("READY in {:.1}s", started.elapsed().as_secs_f64());
+                    print_endpoints(&ll);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Status::Failed => {
+                    let (phase, message) = ll
+                        .error
+                        .as_ref()
+                        .map(|e| (e.phase.as_str(), e.message.as_str()))
+                        .unwrap_or(("?", "?"));
+                    println!("FAILED in phase {phase}: {message}");
+                    return Ok(ExitCode::from(1));
+                }
+                _ => {}
+            }
+        }
+        let next = tokio::time::timeout_at(deadline, watch.next()).await;
+        match next {
+            Err(_) => {
+                println!(
+                    "still not READY after {}s; it keeps going — follow it with `antidote lesson list`",
+                    timeout.as_secs()
+                );
+                return Ok(ExitCode::from(2));
+            }
+            Ok(None) => anyhow::bail!("the NATS watch ended unexpectedly"),
+            Ok(Some(entry)) => {
+                let entry = entry.context("watching the livelesson")?;
+                match client.store.livelessons.decode_entry(&entry)? {
+                    Some(ll) => current = Some(ll),
+                    None => {
+                        println!("the livelesson was deleted");
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Prints what changed since the last call: the state, and each endpoint's progress.
+#[derive(Default)]
+struct Progress {
+    status: Option<Status>,
+    endpoints: std::collections::BTreeMap<String, EndpointStatus>,
+}
+
+impl Progress {
+    fn show(&mut self, ll: &Livelesson, started: Instant) {
+        let t = started.elapsed().as_secs_f64();
+        let mut out = std::io::stdout().lock();
+        if self.status != Some(ll.status) {
+            self.status = Some(ll.status);
+            let _ = writeln!(out, "[{t:6.1}s] {}", ll.status);
+        }
+        for ep in &ll.endpoints {
+            if self.endpoints.get(&ep.name) == Some(&ep.state) {
+                continue;
+            }
+            self.endpoints.insert(ep.name.clone(), ep.state);
+            let (n, m) = ll.reachable_count();
+            let bar: String = (0..m).map(|i| if i < n { '#' } else { '.' }).collect();
+            let detail = match ep.state {
+                EndpointStatus::Created => format!("created as {} on {}", ep.instance, ep.node),
+                EndpointStatus::Failed => ep
+                    .reachability_error
+                    .clone()
+                    .or_else(|| {
+                        ep.last_configuration
+                            .as_ref()
+                            .map(|c| c.output.trim().to_owned())
+                    })
+                    .unwrap_or_else(|| "failed".into()),
+                EndpointStatus::Configured => ep
+                    .last_configuration
+                    .as_ref()
+                    .map(|c| format!("configured in {} ms", c.duration_ms))
+                    .unwrap_or_else(|| "configured".into()),
+                other => format!("{other:?}").to_lowercase(),
+            };
+            let _ = writeln!(
+                out,
+                "[{t:6.1}s]   [{bar}] {n}/{m} reachable  {}: {detail}",
+                ep.name
+            );
+        }
+    }
+}
+
+fn print_endpoints(ll: &Livelesson) {
+    for ep in &ll.endpoints {
+        let presentations: Vec<String> = ep
+            .presentations
+            .iter()
+            .map(|p| format!("{} {}:{}", p.name, p.kind, p.port))
+            .collect();
+        println!(
+            "  {:<10} {:<12} {}  {}",
+            ep.name,
+            ep.image,
+            ep.instance,
+            presentations.join(", ")
+        );
+    }
+}
+
+async fn list(common: &Common) -> anyhow::Result<ExitCode> {
+    let client = client(common).await?;
+    let all = client.store.livelessons.values().await?;
+    let now = now_ms();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<10}  {:<10}  {:<28}  {:>5}  {:<11}  {:>7}  {:>7}  ENDPOINTS",
+        "ID", "SESSION", "LESSON", "STAGE", "STATUS", "AGE", "IDLE"
+    )?;
+    for ll in &all {
+        let (n, m) = ll.reachable_count();
+        writeln!(
+            out,
+            "{:<10}  {:<10}  {:<28}  {:>5}  {:<11}  {:>7}  {:>7}  {n}/{m} reachable",
+            ll.id,
+            ll.session_id,
+            ll.lesson,
+            ll.stage,
+            ll.status.as_str(),
+            human_age(now.saturating_sub(ll.created_at)),
+            human_age(now.saturating_sub(ll.last_active_at)),
+        )?;
+    }
+    if all.is_empty() {
+        writeln!(out, "(no livelessons)")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human_age(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        _ => format!("{}h", s / 3600),
+    }
+}
+
+async fn stop(common: &Common, id: &str, timeout: Duration) -> anyhow::Result<ExitCode> {
+    let client = client(common).await?;
+    let mut watch = client.store.livelessons.watch(id).await?;
+    client.delete(id, "operator").await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if client.store.livelessons.get(id).await?.is_none() {
+            println!("livelesson {id} deleted");
+            return Ok(ExitCode::SUCCESS);
+        }
+        match tokio::time::timeout_at(deadline, watch.next()).await {
+            Err(_) => anyhow::bail!(
+                "livelesson {id} still exists after {}s: is a scheduler running?",
+                timeout.as_secs()
+            ),
+            Ok(None) => anyhow::bail!("the NATS watch ended unexpectedly"),
+            Ok(Some(_)) => {}
+        }
+    }
+}
