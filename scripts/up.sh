@@ -17,7 +17,10 @@ eval "$(deploy/local/services.sh env)"
 
 say "building antidote"
 cargo build --release --locked -p antidote-platform --bin antidote
-antidote=${CARGO_TARGET_DIR:-$ROOT/target}/release/antidote
+# A copy of its own, so another checkout sharing the build cache cannot replace it.
+mkdir -p "$ROOT/.antidote/bin"
+install -m 755 "${CARGO_TARGET_DIR:-$ROOT/target}/release/antidote" "$ROOT/.antidote/bin/antidote"
+antidote=$ROOT/.antidote/bin/antidote
 
 say "migrating ClickHouse"
 "$antidote" migrate
@@ -25,13 +28,31 @@ say "migrating ClickHouse"
 say "validating the bundled curriculum"
 "$antidote" validate "$ROOT/curriculum"
 
+say "starting the scheduler"
+export ANTIDOTE_CURRICULUM=${ANTIDOTE_CURRICULUM:-$ROOT/curriculum}
+export ANTIDOTE_LOCAL_STATE_DIR=${ANTIDOTE_LOCAL_STATE_DIR:-$ROOT/.antidote/local}
+pidfile=$ROOT/.antidote/scheduler.pid
+if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    kill -TERM "$(cat "$pidfile")"
+    while kill -0 "$(cat "$pidfile")" 2>/dev/null; do sleep 0.2; done
+fi
+setsid "$antidote" scheduler >>"$ROOT/.antidote/scheduler.log" 2>&1 </dev/null &
+echo $! >"$pidfile"
+sleep 1
+kill -0 "$(cat "$pidfile")" 2>/dev/null ||
+    die "the scheduler exited at once; see $ROOT/.antidote/scheduler.log"
+
 cat <<MSG
 
-Antidote's services are up:
+Antidote is up on this machine:
   NATS (JetStream)  $ANTIDOTE_NATS_URL
   ClickHouse        $ANTIDOTE_CLICKHOUSE_URL  (database antidote)
-  antidote binary   $antidote
-The HTTP API and web UI (http://127.0.0.1:8080) arrive with the API issue; until then use
-the binary: \`$antidote --help\`.
-Stop the services with: deploy/local/services.sh stop
+  scheduler         pid $(cat "$pidfile"), log .antidote/scheduler.log, local backend
+  curriculum        $ANTIDOTE_CURRICULUM
+The web UI (http://127.0.0.1:8080) arrives with the API issue; until then, as an operator:
+  eval "\$(deploy/local/services.sh env)"
+  $antidote lesson start ospf-triangle     # boots three FRR routers and a host
+  $antidote lesson list
+  $antidote lesson stop ID
+Stop everything with: scripts/down.sh
 MSG

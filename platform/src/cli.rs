@@ -3,6 +3,7 @@
 //! Settings come from flags with matching environment variables (DESIGN §11); a missing or
 //! unreachable dependency is a one-line error naming what and where.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -127,6 +128,12 @@ pub enum LessonCommand {
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// List the curriculum's lessons and whether this machine can run them (and why not).
+    Catalog {
+        /// The curriculum directory.
+        #[arg(long, env = "ANTIDOTE_CURRICULUM", default_value = "curriculum")]
+        curriculum: PathBuf,
+    },
     /// List livelessons with their state.
     List {
         #[command(flatten)]
@@ -188,7 +195,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 SchemaKind::Collection => model::schema_of::<model::Collection>(),
                 SchemaKind::Curriculum => model::schema_of::<model::CurriculumMeta>(),
             };
-            println!("{}", serde_json::to_string_pretty(&schema)?);
+            writeln!(
+                std::io::stdout(),
+                "{}",
+                serde_json::to_string_pretty(&schema)?
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate {
@@ -220,14 +231,15 @@ fn validate(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     let loaded = curriculum::load(dir)?;
     // Problem paths are relative to the curriculum; print them relative to where the user
     // stands so editors and terminals can jump to them.
+    let mut out = std::io::stdout().lock();
     for problem in &loaded.problems {
         let located = curriculum::Problem {
             file: dir.join(&problem.file),
             ..problem.clone()
         };
-        println!("{located}");
+        writeln!(out, "{located}")?;
     }
-    println!("{}: {}", dir.display(), loaded.summary());
+    writeln!(out, "{}: {}", dir.display(), loaded.summary())?;
     Ok(if loaded.is_valid() {
         ExitCode::SUCCESS
     } else {
@@ -270,14 +282,19 @@ fn migrate(url: &str, database: &str) -> anyhow::Result<ExitCode> {
             v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
         }
     };
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "ClickHouse {} at {url}, database {database}: applied {}; already applied {}",
         report.server_version,
         list(&report.applied),
         list(&report.already_applied)
-    );
+    )?;
     for (version, min) in &report.skipped {
-        println!("skipped migration {version}: needs ClickHouse {min} or newer");
+        writeln!(
+            out,
+            "skipped migration {version}: needs ClickHouse {min} or newer"
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

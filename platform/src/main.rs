@@ -8,6 +8,14 @@ fn main() -> ExitCode {
     let cli = antidote_platform::cli::Cli::parse();
     match antidote_platform::cli::run(cli) {
         Ok(code) => code,
+        // A reader that went away (`antidote schema | head`) is not an error of ours.
+        Err(err)
+            if err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("error: {}", one_line(&err));
             ExitCode::FAILURE

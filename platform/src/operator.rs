@@ -17,6 +17,13 @@ use crate::livelesson::client::Client;
 use crate::livelesson::{EndpointStatus, Livelesson, Status, now_ms};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 
+/// `println!` that ignores a closed stdout (e.g. `| head`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Logs as JSON lines on stderr (level from `RUST_LOG`, default info).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -98,6 +105,7 @@ pub async fn lesson(command: LessonCommand) -> anyhow::Result<ExitCode> {
             session,
             timeout,
         } => start(&common, &slug, stage, session, timeout).await,
+        LessonCommand::Catalog { curriculum } => catalog(&curriculum),
         LessonCommand::List { common } => list(&common).await,
         LessonCommand::Stop {
             common,
@@ -129,9 +137,10 @@ async fn start(
     let ll = client
         .request_livelesson(&curriculum, &session_id, slug, stage)
         .await?;
-    println!(
+    outln!(
         "livelesson {} — lesson {slug}, stage {}, session {session_id}",
-        ll.id, ll.stage
+        ll.id,
+        ll.stage
     );
     let mut watch = client.store.livelessons.watch(&ll.id).await?;
     let mut progress = Progress::default();
@@ -143,7 +152,7 @@ async fn start(
             progress.show(&ll, started);
             match ll.status {
                 Status::Ready => {
-                    println!("READY in {:.1}s", started.elapsed().as_secs_f64());
+                    outln!("READY in {:.1}s", started.elapsed().as_secs_f64());
                     print_endpoints(&ll);
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -153,7 +162,7 @@ async fn start(
                         .as_ref()
                         .map(|e| (e.phase.as_str(), e.message.as_str()))
                         .unwrap_or(("?", "?"));
-                    println!("FAILED in phase {phase}: {message}");
+                    outln!("FAILED in phase {phase}: {message}");
                     return Ok(ExitCode::from(1));
                 }
                 _ => {}
@@ -162,7 +171,7 @@ async fn start(
         let next = tokio::time::timeout_at(deadline, watch.next()).await;
         match next {
             Err(_) => {
-                println!(
+                outln!(
                     "still not READY after {}s; it keeps going — follow it with `antidote lesson list`",
                     timeout.as_secs()
                 );
@@ -174,7 +183,7 @@ async fn start(
                 match client.store.livelessons.decode_entry(&entry)? {
                     Some(ll) => current = Some(ll),
                     None => {
-                        println!("the livelesson was deleted");
+                        outln!("the livelesson was deleted");
                         return Ok(ExitCode::from(1));
                     }
                 }
@@ -239,7 +248,7 @@ fn print_endpoints(ll: &Livelesson) {
             .iter()
             .map(|p| format!("{} {}:{}", p.name, p.kind, p.port))
             .collect();
-        println!(
+        outln!(
             "  {:<10} {:<12} {}  {}",
             ep.name,
             ep.image,
@@ -247,6 +256,42 @@ fn print_endpoints(ll: &Livelesson) {
             presentations.join(", ")
         );
     }
+}
+
+/// Every lesson with its availability on the local backend; invalid lessons with their
+/// problem count.
+fn catalog(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let c = curriculum::load(dir)?;
+    let availability = crate::backend::local::availability(&c);
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<40}  {:>6}  {:<11}  NOTE",
+        "LESSON", "STAGES", "LOCAL"
+    )?;
+    for (slug, loaded) in &c.lessons {
+        let (state, note) = match availability.get(slug).and_then(Option::as_ref) {
+            None => ("available", String::new()),
+            Some(reason) => ("unavailable", reason.clone()),
+        };
+        writeln!(
+            out,
+            "{slug:<40}  {:>6}  {state:<11}  {note}",
+            loaded.lesson.stages.len()
+        )?;
+    }
+    for invalid in &c.invalid_lessons {
+        writeln!(
+            out,
+            "{:<40}  {:>6}  {:<11}  {} problem(s): run `antidote validate {}`",
+            invalid.name,
+            "-",
+            "invalid",
+            invalid.problems.len(),
+            dir.display()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn list(common: &Common) -> anyhow::Result<ExitCode> {
@@ -295,7 +340,7 @@ async fn stop(common: &Common, id: &str, timeout: Duration) -> anyhow::Result<Ex
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if client.store.livelessons.get(id).await?.is_none() {
-            println!("livelesson {id} deleted");
+            outln!("livelesson {id} deleted");
             return Ok(ExitCode::SUCCESS);
         }
         match tokio::time::timeout_at(deadline, watch.next()).await {

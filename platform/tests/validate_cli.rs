@@ -224,7 +224,7 @@ stages:
     let schema = "lessons/schema-errors/lesson.meta.yaml";
     expect(
         &format!("{schema}:2"),
-        "`slug` `Schema_Errors` does not match",
+        "`slug` `Schema_Errors` is not valid: use lower-case letters",
     );
     expect(
         &format!("{schema}:4"),
@@ -288,4 +288,38 @@ fn schema_command_prints_the_lesson_schema() {
     let image = antidote(&["schema", "image"]);
     let image: serde_json::Value = serde_json::from_slice(&image.stdout).unwrap();
     assert!(image["properties"]["local"].is_object());
+}
+
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_antidote"))
+        .args(["schema"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away at once, like `| head -0`
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{err}");
+}
+
+#[test]
+fn catalog_lists_nre_labs_lessons_with_local_availability() {
+    let dir = fixture();
+    let out = antidote(&["lesson", "catalog", "--curriculum", dir.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    let line = |slug: &str| {
+        text.lines()
+            .find(|l| l.starts_with(slug))
+            .unwrap_or_else(|| panic!("{slug} missing in:\n{text}"))
+            .to_owned()
+    };
+    assert!(line("linux-basics").contains(" available"));
+    assert!(line("yaml-introduction").contains(" available"));
+    let napalm = line("napalm-multi-vendor-network-automation");
+    assert!(napalm.contains("unavailable"), "{napalm}");
+    assert!(napalm.contains("vqfx-snap1"), "{napalm}");
 }

@@ -23,6 +23,24 @@ pub const CONFIGURATION_TYPE_PATTERN: &str = "^(napalm(-[a-z_]+)?|python|ansible
 /// An IPv4 network in CIDR notation (the address itself is checked after the pattern).
 pub const SUBNET_PATTERN: &str = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$";
 
+/// What a pattern means, for error messages (a regular expression is no help to an author).
+pub fn pattern_hint(pattern: &str) -> Option<&'static str> {
+    match pattern {
+        SLUG_PATTERN => Some("use lower-case letters and digits, words joined by single dashes"),
+        ENDPOINT_NAME_PATTERN => Some(
+            "use 1 to 32 lower-case letters, digits and dashes, starting and ending with a letter or digit",
+        ),
+        PRESENTATION_NAME_PATTERN => Some(
+            "use 1 to 32 lower-case letters, digits, dashes and underscores, starting and ending with a letter or digit",
+        ),
+        CONFIGURATION_TYPE_PATTERN => {
+            Some("use napalm (or napalm-<driver>), python, ansible, frr or shell")
+        }
+        SUBNET_PATTERN => Some("write an IPv4 network as a.b.c.d/len, e.g. 10.12.0.0/24"),
+        _ => None,
+    }
+}
+
 /// A lesson: `lessons/<dir>/lesson.meta.yaml`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

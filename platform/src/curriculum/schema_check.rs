@@ -212,11 +212,11 @@ impl Checker {
                     } else {
                         format!(" in {}", describe(path))
                     };
-                    let msg = format!(
-                        "unknown key `{}`{at} (known keys: {})",
-                        key.name,
-                        known.join(", ")
-                    );
+                    let hint = match closest(&key.name, &known) {
+                        Some(k) => format!("did you mean `{k}`?"),
+                        None => format!("known keys: {}", known.join(", ")),
+                    };
+                    let msg = format!("unknown key `{}`{at} ({hint})", key.name);
                     self.violation(key.line, msg);
                 }
                 None => {
@@ -286,8 +286,13 @@ impl Checker {
             // Like NRE Labs (Go's yaml.v2), a plain `22` or `true` is accepted where text is.
             return self.check_string(node, text, schema, path);
         }
+        let shown = if plain {
+            format!("`{text}`")
+        } else {
+            format!("the quoted text \"{text}\"")
+        };
         let msg = format!(
-            "{} must be {}, found `{text}`",
+            "{} must be {}, found {shown}",
             describe(path),
             expected_name(&types)
         );
@@ -326,14 +331,42 @@ impl Checker {
             && let Some(re) = compiled(pattern)
             && !re.is_match(text)
         {
-            let msg = format!(
-                "{} `{text}` does not match the pattern {pattern}",
-                describe(path)
-            );
+            let msg = match super::model::pattern_hint(pattern) {
+                Some(hint) => format!("{} `{text}` is not valid: {hint}", describe(path)),
+                None => format!(
+                    "{} `{text}` does not match the pattern {pattern}",
+                    describe(path)
+                ),
+            };
             self.violation(node.line, msg);
         }
         Json::String(text.to_owned())
     }
+}
+
+/// The known key closest to `name` by edit distance, when it is close enough to be a typo.
+fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let lower = name.to_lowercase();
+    known
+        .iter()
+        .map(|k| (edit_distance(&lower, &k.to_lowercase()), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 5))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 fn type_fits(node: &Node, schema: &Json) -> bool {
@@ -444,6 +477,7 @@ mod tests {
         let lines: Vec<usize> = errs.iter().map(|e| e.0).collect();
         assert_eq!(lines, vec![1, 2, 3, 4, 5, 7], "{errs:#?}");
         assert!(errs[0].1.contains("does not match the pattern"));
+        assert!(errs[4].1.contains("(known keys: "), "{errs:#?}");
         assert!(errs[1].1.contains("at most 65535"));
         assert!(
             errs[2]
@@ -466,6 +500,21 @@ mod tests {
         assert!(
             errs.iter()
                 .any(|e| e.1.contains("missing required key `slug`"))
+        );
+    }
+
+    #[test]
+    fn typos_get_a_suggestion_and_quoted_numbers_are_shown_quoted() {
+        let (_, errs) = check_doc("slug: a\nprot: 1\nport: \"22\"\n");
+        assert!(
+            errs.iter()
+                .any(|e| e.1 == "unknown key `prot` (did you mean `port`?)"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.1.contains("found the quoted text \"22\"")),
+            "{errs:#?}"
         );
     }
 

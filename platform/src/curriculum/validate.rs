@@ -121,11 +121,12 @@ impl Loader {
     }
 
     /// Reads, parses and schema-checks one file. Problems go to `self.problems`.
+    /// Reads, parses and schema-checks one file; `None` unless it is wholly valid.
     fn parse_file<T: DeserializeOwned + JsonSchema>(&mut self, path: &Path) -> Option<(T, Node)> {
         let mut problems = Vec::new();
         let parsed = parse_into::<T>(&self.root, path, &mut problems);
         self.problems.extend(problems);
-        parsed
+        parsed.filter(|p| p.clean).map(|p| (p.item, p.doc))
     }
 
     /// Subdirectories of `root/dir`, sorted, each expected to hold `file_name`.
@@ -200,7 +201,9 @@ impl Loader {
             let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
             let mut problems = Vec::new();
             match parse_into::<Lesson>(&self.root, &file, &mut problems) {
-                Some((lesson, doc)) => {
+                Some(Parsed {
+                    item: lesson, doc, ..
+                }) => {
                     check_lesson(&self.root, &lesson, &doc, &file, &dir, ctx, &mut problems);
                     candidates.push(Candidate {
                         lesson,
@@ -252,7 +255,7 @@ fn parse_into<T: DeserializeOwned + JsonSchema>(
     root: &Path,
     path: &Path,
     problems: &mut Vec<Problem>,
-) -> Option<(T, Node)> {
+) -> Option<Parsed<T>> {
     let file = relative(root, path);
     let push = |problems: &mut Vec<Problem>, line: usize, message: String| {
         problems.push(Problem {
@@ -276,19 +279,28 @@ fn parse_into<T: DeserializeOwned + JsonSchema>(
         }
     };
     let (json, violations) = schema_check::check(&doc, &model::schema_of::<T>());
-    if !violations.is_empty() {
-        for v in violations {
-            push(problems, v.line, v.message);
-        }
-        return None;
+    let clean = violations.is_empty();
+    for v in violations {
+        push(problems, v.line, v.message);
     }
     match serde_json::from_value::<T>(json) {
-        Ok(item) => Some((item, doc)),
+        Ok(item) => Some(Parsed { item, doc, clean }),
+        // With schema violations the value is often incomplete; those are reported already.
+        Err(_) if !clean => None,
         Err(e) => {
             push(problems, doc.line, format!("invalid definition: {e}"));
             None
         }
     }
+}
+
+/// A file that could be read into its type. `clean` is false when it has schema violations
+/// (an unknown key, say) that did not stop it from being read: the rules beyond the schema
+/// still run on it, so an author sees every problem at once, but it is not valid.
+struct Parsed<T> {
+    item: T,
+    doc: Node,
+    clean: bool,
 }
 
 fn key(k: &str) -> Seg {

@@ -84,9 +84,23 @@ pub fn path_to_string(path: &[Seg]) -> String {
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(source);
-    parser.load(&mut builder, false).map_err(|e| SyntaxError {
-        line: e.marker().line().max(1),
-        message: format!("YAML syntax error: {}", e.info()),
+    parser.load(&mut builder, false).map_err(|e| {
+        let mut line = e.marker().line().max(1);
+        // The scanner reports tab errors where the scalar being read started, which can be
+        // lines before the tab itself; point at the tab.
+        if e.info().contains("tab")
+            && let Some(offset) = source
+                .lines()
+                .skip(line - 1)
+                .take(100)
+                .position(|l| l.contains('\t'))
+        {
+            line += offset;
+        }
+        SyntaxError {
+            line,
+            message: format!("YAML syntax error: {}", e.info()),
+        }
     })?;
     if let Some(err) = builder.error {
         return Err(err);
@@ -329,9 +343,18 @@ mod tests {
 
     #[test]
     fn syntax_errors_carry_their_line() {
-        let err = parse("a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
-        assert!(err.line >= 2, "{err:?}");
+        let err = parse("a: 1\nb: x: y\nc: 3\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err:?}");
         assert!(err.message.starts_with("YAML syntax error"), "{err:?}");
+    }
+
+    #[test]
+    fn tab_errors_point_at_the_tab() {
+        // A tab used for indentation three lines into a block.
+        let src = "endpoints:\n- name: linux1\n  image: utility\n  presentations:\n  - name: cli\n    port: 22\n\ttype: ssh\n";
+        let err = parse(src).unwrap_err();
+        assert_eq!(err.line, 7, "{err:?}");
+        assert!(err.message.contains("tab"), "{err:?}");
     }
 
     #[test]

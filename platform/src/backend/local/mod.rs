@@ -394,26 +394,7 @@ impl Backend for LocalBackend {
         lesson: &Lesson,
         images: &BTreeMap<String, Image>,
     ) -> Option<String> {
-        for ep in &lesson.endpoints {
-            let Some(image) = images.get(&ep.image) else {
-                return Some(format!("image `{}` is not in the curriculum", ep.image));
-            };
-            if self.realisation(image).is_none() {
-                return Some(format!(
-                    "image `{}` (endpoint `{}`) has no local realisation",
-                    ep.image, ep.name
-                ));
-            }
-            if let Some(kind) = &ep.configuration_type
-                && kind.starts_with("napalm")
-            {
-                return Some(format!(
-                    "endpoint `{}` uses configurationType `{kind}`, which needs a network OS the local backend cannot run",
-                    ep.name
-                ));
-            }
-        }
-        None
+        unavailable_reason(&self.realisations, lesson, images)
     }
 
     async fn create_endpoint(
@@ -685,6 +666,51 @@ impl Backend for LocalBackend {
             })
             .collect())
     }
+}
+
+/// For every valid lesson of `curriculum`: `None` when the local backend can run it, else why
+/// not. Needs no state directory (for catalogs and the API's lesson list).
+pub fn availability(
+    curriculum: &crate::curriculum::Curriculum,
+) -> BTreeMap<String, Option<String>> {
+    let realisations = builtin_realisations();
+    curriculum
+        .lessons
+        .iter()
+        .map(|(slug, loaded)| {
+            (
+                slug.clone(),
+                unavailable_reason(&realisations, &loaded.lesson, &curriculum.images),
+            )
+        })
+        .collect()
+}
+
+fn unavailable_reason(
+    realisations: &BTreeMap<String, LocalImage>,
+    lesson: &Lesson,
+    images: &BTreeMap<String, Image>,
+) -> Option<String> {
+    for ep in &lesson.endpoints {
+        let Some(image) = images.get(&ep.image) else {
+            return Some(format!("image `{}` is not in the curriculum", ep.image));
+        };
+        if image.local.is_none() && !realisations.contains_key(&image.slug) {
+            return Some(format!(
+                "image `{}` (endpoint `{}`) has no local realisation",
+                ep.image, ep.name
+            ));
+        }
+        if let Some(kind) = &ep.configuration_type
+            && kind.starts_with("napalm")
+        {
+            return Some(format!(
+                "endpoint `{}` uses configurationType `{kind}`, which needs a network OS the local backend cannot run",
+                ep.name
+            ));
+        }
+    }
+    None
 }
 
 fn builtin_realisations() -> BTreeMap<String, LocalImage> {
