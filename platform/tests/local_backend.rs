@@ -157,6 +157,9 @@ async fn three_router_lesson_configures_verifies_and_changes_stage() {
     // The host reaches r3's loopback from linux1 through r1 and the triangle.
     let (code, out) = sh(&lab.backend, &spec, "linux1", "ping -c1 -W2 3.3.3.3").await;
     assert_eq!(code, 0, "{out}");
+    // Endpoints know each other by name, as in NRE Labs.
+    let (code, out) = sh(&lab.backend, &spec, "linux1", "ping -c1 -W2 r2").await;
+    assert_eq!(code, 0, "{out}");
 
     lab.backend.delete(&spec.livelesson_id).await.unwrap();
     assert_gone(&lab, &spec.livelesson_id);

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::process::Command;
@@ -84,7 +85,9 @@ pub struct LocalBackend {
     script: PathBuf,
     node: String,
     realisations: BTreeMap<String, LocalImage>,
-    name_net_lock: tokio::sync::Mutex<()>,
+    /// One lock per livelesson, so its endpoints (created concurrently) set up the name
+    /// network once, without making other livelessons wait.
+    name_net_locks: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl LocalBackend {
@@ -126,7 +129,7 @@ impl LocalBackend {
             script,
             node,
             realisations: builtin_realisations(),
-            name_net_lock: tokio::sync::Mutex::new(()),
+            name_net_locks: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -161,7 +164,14 @@ impl LocalBackend {
     }
 
     async fn ensure_name_net(&self, livelesson: &str) -> Result<(), BackendError> {
-        let _guard = self.name_net_lock.lock().await;
+        let lock = {
+            let mut locks = self
+                .name_net_locks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            Arc::clone(locks.entry(livelesson.to_owned()).or_default())
+        };
+        let _guard = lock.lock().await;
         let ns = self.name_netns(livelesson);
         if netns::netns_path(&ns).exists() {
             return Ok(());
@@ -172,13 +182,22 @@ impl LocalBackend {
         Ok(())
     }
 
-    /// The running init of an endpoint, or `NotRunning`.
+    /// The running init of an endpoint, or `NotRunning`: the PID it recorded when that
+    /// process still lives in the endpoint's namespace, else a scan of the process table.
     fn running_init(&self, livelesson: &str, endpoint: &str) -> Result<i32, BackendError> {
-        netns::init_pid(&self.instance_name(livelesson, endpoint)).ok_or_else(|| {
-            BackendError::NotRunning {
+        let ns = self.instance_name(livelesson, endpoint);
+        let pid_file = self
+            .livelesson_dir(livelesson)
+            .join(endpoint)
+            .join("init.pid");
+        fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .filter(|pid| netns::is_init_of(*pid, &ns))
+            .or_else(|| netns::init_pid(&ns))
+            .ok_or_else(|| BackendError::NotRunning {
                 endpoint: endpoint.to_owned(),
-            }
-        })
+            })
     }
 
     async fn start_init(
@@ -218,8 +237,11 @@ impl LocalBackend {
         };
         // setsid -f: the init leaves our process group and session, so it outlives a restart
         // of this process; the platform finds it again through its network namespace.
+        // nsenter joins only the network namespace; `ip netns exec` would also copy the
+        // whole mount table and remount /sys, which the init does for itself anyway.
+        let netns_arg = format!("--net={}", netns::netns_path(&ns).display());
         let status = Command::new("setsid")
-            .args(["-f", "ip", "netns", "exec", &ns])
+            .args(["-f", "nsenter", &netns_arg])
             .args(["unshare", "--mount", "--pid", "--uts", "--ipc", "--fork"])
             .args(["--kill-child", "bash"])
             .arg(&self.script)
@@ -265,14 +287,20 @@ impl LocalBackend {
         }
 
         let started = Instant::now();
+        let pid_file = dir.join("init.pid");
         let mut seen_init = None;
         loop {
-            let init = netns::init_pid(&ns);
-            if let Some(pid) = init {
-                seen_init = Some(pid);
-                if Path::new(&format!("/proc/{pid}/root/run/antidote-ready")).exists() {
-                    return Ok(pid);
-                }
+            // Cheap checks only: this loop runs for every endpoint being started.
+            if seen_init.is_none() {
+                seen_init = fs::read_to_string(&pid_file)
+                    .ok()
+                    .and_then(|p| p.trim().parse::<i32>().ok());
+            }
+            let init = seen_init.filter(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if let Some(pid) = init
+                && Path::new(&format!("/proc/{pid}/root/run/antidote-ready")).exists()
+            {
+                return Ok(pid);
             }
             let gone = seen_init.is_some() && init.is_none();
             let stuck = started.elapsed() > self.config.start_timeout;
@@ -613,6 +641,10 @@ impl Backend for LocalBackend {
     }
 
     async fn delete(&self, livelesson_id: &str) -> Result<(), BackendError> {
+        self.name_net_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(livelesson_id);
         let name_ns = self.name_netns(livelesson_id);
         let endpoint_prefix = format!("{name_ns}-");
         let namespaces: Vec<String> = netns::list()

@@ -77,18 +77,33 @@ pub fn pids(name: &str) -> Vec<i32> {
 
 /// The process of namespace `name` that is PID 1 of its own PID namespace (an endpoint's init).
 pub fn init_pid(name: &str) -> Option<i32> {
-    pids(name).into_iter().find(|pid| {
-        fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .is_some_and(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("NSpid:"))
-                    .is_some_and(|l| {
-                        let ids: Vec<&str> = l.split_whitespace().skip(1).collect();
-                        ids.len() > 1 && ids.last() == Some(&"1")
-                    })
-            })
-    })
+    pids(name).into_iter().find(|pid| is_pid_one(*pid))
+}
+
+/// Whether `pid` is PID 1 of a PID namespace of its own.
+fn is_pid_one(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .is_some_and(|s| {
+            s.lines()
+                .find(|l| l.starts_with("NSpid:"))
+                .is_some_and(|l| {
+                    let ids: Vec<&str> = l.split_whitespace().skip(1).collect();
+                    ids.len() > 1 && ids.last() == Some(&"1")
+                })
+        })
+}
+
+/// Whether `pid` is the init of the endpoint in namespace `name` (guards against a recorded
+/// PID that was reused by another process).
+pub fn is_init_of(pid: i32, name: &str) -> bool {
+    let (Ok(target), Ok(theirs)) = (
+        fs::metadata(netns_path(name)),
+        fs::metadata(format!("/proc/{pid}/ns/net")),
+    ) else {
+        return false;
+    };
+    target.dev() == theirs.dev() && target.ino() == theirs.ino() && is_pid_one(pid)
 }
 
 /// Kills every process of namespace `name` and waits (up to `timeout`) until they are gone.
