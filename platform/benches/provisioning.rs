@@ -185,6 +185,9 @@ async fn wait_gone(client: &Client, id: &str) {
 }
 
 fn report(label: &str, samples: &mut [Duration]) {
+    if samples.is_empty() {
+        return;
+    }
     samples.sort();
     let pct = |p: f64| {
         let i = ((samples.len() as f64 - 1.0) * p).round() as usize;

@@ -2,7 +2,7 @@
 # The first process of a local endpoint instance.
 #
 # Started by the local backend as
-#   nsenter --net=/run/netns/NETNS unshare --mount --pid --uts --ipc --fork --kill-child endpoint-init.sh
+#   nsenter --net=/run/netns/NETNS unshare --mount --pid --uts --ipc --fork endpoint-init.sh
 # so it already sits in the endpoint's network namespace and in fresh mount, PID, UTS and IPC
 # namespaces. It builds a private copy-on-write view of the host's root filesystem, masks the
 # host's private data, moves into that view with pivot_root (the host tree is then gone, not

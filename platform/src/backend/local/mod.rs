@@ -242,8 +242,7 @@ impl LocalBackend {
         let netns_arg = format!("--net={}", netns::netns_path(&ns).display());
         let status = Command::new("setsid")
             .args(["-f", "nsenter", &netns_arg])
-            .args(["unshare", "--mount", "--pid", "--uts", "--ipc", "--fork"])
-            .args(["--kill-child", "bash"])
+            .args(["unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "bash"])
             .arg(&self.script)
             .env_clear()
             .env(
@@ -300,6 +299,7 @@ impl LocalBackend {
             if let Some(pid) = init
                 && Path::new(&format!("/proc/{pid}/root/run/antidote-ready")).exists()
             {
+                end_waiting_unshare(pid);
                 return Ok(pid);
             }
             let gone = seen_init.is_some() && init.is_none();
@@ -743,6 +743,31 @@ fn unavailable_reason(
         }
     }
     None
+}
+
+/// `unshare --fork` stays around only to wait for the init (ignoring TERM while it does);
+/// the init is not its `--kill-child`, so ending it costs nothing and saves a process per
+/// endpoint. Only a parent that really is `unshare` is touched.
+fn end_waiting_unshare(init: i32) {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{init}/stat")) else {
+        return;
+    };
+    // Fields after the parenthesised command name: state, ppid, ...
+    let Some(ppid) = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse::<i32>().ok())
+    else {
+        return;
+    };
+    let is_unshare = fs::read_to_string(format!("/proc/{ppid}/comm"))
+        .is_ok_and(|c| c.trim() == "unshare");
+    if is_unshare {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(ppid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 fn builtin_realisations() -> BTreeMap<String, LocalImage> {
