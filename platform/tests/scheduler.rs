@@ -238,8 +238,14 @@ async fn nre_labs_lessons_run_or_fail_with_a_reason() {
 async fn bad_requests_are_refused_or_fail_with_phase_and_output() {
     let lab = Lab::new();
     let mut curriculum = fixture();
-    // An image the endpoint's init cannot realise: useradd refuses the user name.
-    curriculum.images.get_mut("utility").unwrap().ssh_user = Some("Bad User!".into());
+    // A router image whose second FRR daemon cannot start.
+    let mut frr = bundled().images["frr"].clone();
+    frr.local.as_mut().unwrap().daemons = vec!["zebra".into(), "nosuchd".into()];
+    curriculum.images.insert("frr".into(), frr);
+    let troubleshooting = bundled().lessons["ospf-troubleshooting"].clone();
+    curriculum
+        .lessons
+        .insert("ospf-troubleshooting".into(), troubleshooting);
     let run = start(&lab, curriculum, SchedulerConfig::new("t3")).await;
     let session = run.client.create_session().await.unwrap();
 
@@ -267,18 +273,24 @@ async fn bad_requests_are_refused_or_fail_with_phase_and_output() {
 
     let ll = run
         .client
-        .request_livelesson(&run.curriculum, &session.id, "linux-basics", 0)
+        .request_livelesson(&run.curriculum, &session.id, "ospf-troubleshooting", 0)
         .await
         .unwrap();
     let failed = wait_for(&run.client, &ll.id, 30, |l| l.status == Status::Failed).await;
     let error = failed.error.unwrap();
     assert_eq!(error.phase, "create");
-    assert!(error.message.contains("useradd"), "{}", error.message);
+    // The message names the daemon and carries its own output.
+    assert!(
+        error.message.contains("nosuchd failed to start"),
+        "{}",
+        error.message
+    );
+    assert!(error.message.contains("No such file"), "{}", error.message);
     // A failed livelesson leaves nothing running and does not block the lesson.
     assert_gone(&lab, &ll.id);
     let retry = run
         .client
-        .request_livelesson(&run.curriculum, &session.id, "linux-basics", 0)
+        .request_livelesson(&run.curriculum, &session.id, "ospf-troubleshooting", 0)
         .await
         .unwrap();
     assert_ne!(retry.id, ll.id);

@@ -305,7 +305,14 @@ pub enum Flavor {
 pub struct LocalImage {
     /// What runs inside the endpoint.
     pub kind: LocalKind,
+    /// For `frr`: the FRR daemons to run (default zebra, staticd, ospfd, bgpd).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(pattern(DAEMON_PATTERN)))]
+    pub daemons: Vec<String>,
 }
+
+/// Names of FRR daemons (`zebra`, `ospfd`, `isisd`, ...).
+pub const DAEMON_PATTERN: &str = "^[a-z0-9]+$";
 
 /// Kinds of local endpoint.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]

@@ -20,6 +20,7 @@
 #   AD_MASKS          colon-separated host paths replaced by empty directories
 #   AD_FORWARDING     1 to route between interfaces
 #   AD_HOSTS          extra /etc/hosts lines
+#   AD_DAEMONS        FRR daemons to start (frr kind; default zebra staticd ospfd bgpd)
 # Output: AD_DIR/init.pid (this process's host PID) at once; /run/antidote-ready inside the
 # endpoint once sshd and the daemons run (the backend reads it through /proc/<pid>/root); on failure a last line `endpoint-init: <reason>` on
 # stderr, which the backend keeps in AD_DIR/init.log, and exit status 1.
@@ -120,7 +121,7 @@ if [ "$AD_KIND" = frr ]; then
     printf 'hostname %s\n' "$AD_HOSTNAME" >/etc/frr/frr.conf
     chown frr:frr /etc/frr/frr.conf
     [ "$AD_SSH_USER" = root ] || usermod -a -G frrvty,frr "$AD_SSH_USER"
-    for daemon in zebra staticd ospfd bgpd; do
+    for daemon in ${AD_DAEMONS:-zebra staticd ospfd bgpd}; do
         extra=()
         [ "$daemon" = zebra ] && extra=(-s 90000000)
         /usr/lib/frr/$daemon -d -F traditional -A 127.0.0.1 "${extra[@]}" >>"/var/log/frr/$daemon.log" 2>&1 ||

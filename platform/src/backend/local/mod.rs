@@ -242,7 +242,9 @@ impl LocalBackend {
         let netns_arg = format!("--net={}", netns::netns_path(&ns).display());
         let status = Command::new("setsid")
             .args(["-f", "nsenter", &netns_arg])
-            .args(["unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "bash"])
+            .args([
+                "unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "bash",
+            ])
             .arg(&self.script)
             .env_clear()
             .env(
@@ -272,6 +274,7 @@ impl LocalBackend {
             )
             .env("AD_HOSTS", hosts)
             .env("AD_INDEX", index.to_string())
+            .env("AD_DAEMONS", realisation.daemons.join(" "))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -760,8 +763,8 @@ fn end_waiting_unshare(init: i32) {
     else {
         return;
     };
-    let is_unshare = fs::read_to_string(format!("/proc/{ppid}/comm"))
-        .is_ok_and(|c| c.trim() == "unshare");
+    let is_unshare =
+        fs::read_to_string(format!("/proc/{ppid}/comm")).is_ok_and(|c| c.trim() == "unshare");
     if is_unshare {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(ppid),
@@ -857,6 +860,10 @@ mod tests {
         let r = builtin_realisations();
         assert_eq!(r["utility"].kind, LocalKind::Linux);
         assert_eq!(r["frr"].kind, LocalKind::Frr);
+        assert!(
+            r["frr"].daemons.is_empty(),
+            "the init's default daemons apply"
+        );
     }
 
     #[test]
