@@ -225,10 +225,24 @@ impl LocalBackend {
             .enumerate()
             .map(|(i, e)| format!("{NAME_NET}.{} {}\n", 10 + i, e.name))
             .collect();
+        // The curriculum the lesson comes from (and the checkout holding it) is the platform's,
+        // not the learner's: only this lesson's own directory shows up, at /antidote.
+        let curriculum_root = spec
+            .lesson_dir
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf);
+        let checkout = curriculum_root
+            .as_deref()
+            .and_then(|c| c.ancestors().find(|a| a.join(".git").exists()))
+            .map(Path::to_path_buf);
         let masks: Vec<String> = self
             .config
             .masks
             .iter()
+            .cloned()
+            .chain(curriculum_root)
+            .chain(checkout)
             .map(|m| m.display().to_string())
             .collect();
         let kind = match realisation.kind {
