@@ -90,7 +90,7 @@ ensure_clickhouse() {
 # What the local backend's endpoints run (DESIGN §10): FRR for routers, sshd, and the
 # utility host's tools. Only missing packages are installed.
 LOCAL_BACKEND_PACKAGES=(frr openssh-server sudo python3-yaml python3-jinja2 python-is-python3
-    git curl vim iputils-ping traceroute less iproute2 procps util-linux)
+    git curl vim iputils-ping traceroute less iproute2 procps util-linux ansible-core)
 
 ensure_local_backend_packages() {
     local missing=() p

@@ -288,3 +288,88 @@ async fn sweep_removes_only_what_is_not_kept() {
     other.backend.delete(&theirs.livelesson_id).await.unwrap();
     assert_gone(&other, &theirs.livelesson_id);
 }
+
+/// A curriculum with one lesson whose endpoints use NRE Labs' `python` and `ansible`
+/// configuration types and our `shell` type.
+fn configuration_types_curriculum(dir: &Path) -> Curriculum {
+    let write = |rel: &str, text: &str| {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("curriculum.meta.yaml", "name: config-types\n");
+    write(
+        "images/utility/image.meta.yaml",
+        "slug: utility\nsshUser: antidote\nsshPassword: antidotepassword\nconfigUser: antidote\nconfigPassword: antidotepassword\n",
+    );
+    let endpoint = |name: &str, kind: &str| {
+        format!(
+            "- name: {name}\n  image: utility\n  configurationType: {kind}\n  presentations:\n  - name: cli\n    port: 22\n    type: ssh\n"
+        )
+    };
+    write(
+        "lessons/config-types/lesson.meta.yaml",
+        &format!(
+            "name: Config types\nslug: config-types\ncategory: tools\ntier: local\ndescription: d\n\
+             stages:\n- description: s\n  guideType: markdown\nendpoints:\n{}{}{}",
+            endpoint("py1", "python"),
+            endpoint("ans1", "ansible"),
+            endpoint("sh1", "shell"),
+        ),
+    );
+    write("lessons/config-types/stage0/guide.md", "# s\n");
+    // NRE Labs' python configurators read the target from the environment.
+    write(
+        "lessons/config-types/stage0/configs/py1.py",
+        "import os\nwith open('/tmp/configured', 'w') as f:\n    f.write(os.environ['ANTIDOTE_TARGET_HOST'] + ' ' + os.environ['ANTIDOTE_TARGET_USERNAME'])\n",
+    );
+    write(
+        "lessons/config-types/stage0/configs/ans1.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n  - copy:\n      dest: /tmp/configured\n      content: \"{{ inventory_hostname }} by ansible\"\n",
+    );
+    write(
+        "lessons/config-types/stage0/configs/sh1.sh",
+        "echo \"$(hostname) by shell\" > /tmp/configured\n",
+    );
+    let c = antidote_platform::curriculum::load(dir).unwrap();
+    assert!(c.is_valid(), "{:?}", c.problems);
+    c
+}
+
+#[tokio::test]
+async fn python_ansible_and_shell_configurations_run_inside_the_endpoint() {
+    let lab = Lab::new();
+    let dir = tempfile::tempdir().unwrap();
+    let c = configuration_types_curriculum(dir.path());
+    let spec = spec(&c, "config-types");
+    boot(&lab.backend, &spec).await;
+    for (ep, expected) in [
+        ("py1", "py1 antidote"),
+        ("ans1", "ans1 by ansible"),
+        ("sh1", "sh1 by shell"),
+    ] {
+        let run = lab
+            .backend
+            .configure(&spec, ep, 0, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(run.succeeded(), "{ep}: {run:?}");
+        let (code, out) = sh(&lab.backend, &spec, ep, "cat /tmp/configured").await;
+        assert_eq!((code, out.trim()), (0, expected));
+    }
+    // A failing configuration keeps its exit code and output for the triage page.
+    std::fs::write(
+        spec.lesson_dir.join("stage0/configs/sh1.sh"),
+        "echo about to fail; exit 3\n",
+    )
+    .unwrap();
+    let run = lab
+        .backend
+        .configure(&spec, "sh1", 0, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(run.exit_code, Some(3));
+    assert!(run.output.contains("about to fail"), "{run:?}");
+    lab.backend.delete(&spec.livelesson_id).await.unwrap();
+    assert_gone(&lab, &spec.livelesson_id);
+}

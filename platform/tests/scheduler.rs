@@ -303,11 +303,14 @@ async fn idle_livelessons_are_collected_and_kept_alive_ones_stay() {
     let lab = Lab::new();
     let mut config = SchedulerConfig::new("t4");
     config.idle_ttl = Duration::from_secs(4);
+    config.session_ttl = Duration::from_secs(2);
     config.gc_interval = Duration::from_millis(500);
     let run = start(&lab, fixture(), config).await;
     let mut ids = Vec::new();
+    let mut sessions = Vec::new();
     for _ in 0..2 {
         let session = run.client.create_session().await.unwrap();
+        sessions.push(session.id.clone());
         let ll = run
             .client
             .request_livelesson(&run.curriculum, &session.id, "linux-basics", 0)
@@ -336,6 +339,30 @@ async fn idle_livelessons_are_collected_and_kept_alive_ones_stay() {
     assert_gone(&lab, idle);
     let still = run.client.get(kept).await.unwrap();
     assert_eq!(still.status, Status::Ready);
+    // The idle session, now without livelessons, expires; the active one stays.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while run
+        .client
+        .store
+        .sessions
+        .get(&sessions[0])
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "idle session never expired");
+        run.client.keepalive(kept).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        run.client
+            .store
+            .sessions
+            .get(&sessions[1])
+            .await
+            .unwrap()
+            .is_some()
+    );
     run.client.delete(kept, "learner").await.unwrap();
     wait_gone(&run.client, kept, 30).await;
     run.stop().await;
