@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Brings Antidote up on this machine: installs what is missing, starts NATS and ClickHouse
 # on the project's ports (state under .antidote/), builds the `antidote` binary, creates the
-# ClickHouse schema and validates the bundled curriculum. Stop the services with
-# `deploy/local/services.sh stop`.
+# ClickHouse schema, validates the bundled curriculum and starts the scheduler and ingest
+# roles. scripts/down.sh stops it all again.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -28,26 +28,33 @@ say "migrating ClickHouse"
 say "validating the bundled curriculum"
 "$antidote" validate "$ROOT/curriculum"
 
-say "starting the scheduler"
 export ANTIDOTE_CURRICULUM=${ANTIDOTE_CURRICULUM:-$ROOT/curriculum}
 export ANTIDOTE_LOCAL_STATE_DIR=${ANTIDOTE_LOCAL_STATE_DIR:-$ROOT/.antidote/local}
-pidfile=$ROOT/.antidote/scheduler.pid
-if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    kill -TERM "$(cat "$pidfile")"
-    while kill -0 "$(cat "$pidfile")" 2>/dev/null; do sleep 0.2; done
-fi
-setsid "$antidote" scheduler >>"$ROOT/.antidote/scheduler.log" 2>&1 </dev/null &
-echo $! >"$pidfile"
-sleep 1
-kill -0 "$(cat "$pidfile")" 2>/dev/null ||
-    die "the scheduler exited at once; see $ROOT/.antidote/scheduler.log"
+
+# start_role ROLE: (re)starts `antidote ROLE` in the background, pid and log under .antidote/.
+start_role() {
+    local role=$1 pidfile=$ROOT/.antidote/$1.pid
+    say "starting the $role"
+    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        kill -TERM "$(cat "$pidfile")"
+        while kill -0 "$(cat "$pidfile")" 2>/dev/null; do sleep 0.2; done
+    fi
+    setsid "$antidote" "$role" >>"$ROOT/.antidote/$role.log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    sleep 1
+    kill -0 "$(cat "$pidfile")" 2>/dev/null ||
+        die "the $role exited at once; see $ROOT/.antidote/$role.log"
+}
+start_role scheduler
+start_role ingest
 
 cat <<MSG
 
 Antidote is up on this machine:
   NATS (JetStream)  $ANTIDOTE_NATS_URL
   ClickHouse        $ANTIDOTE_CLICKHOUSE_URL  (database antidote)
-  scheduler         pid $(cat "$pidfile"), log .antidote/scheduler.log, local backend
+  scheduler         pid $(cat "$ROOT/.antidote/scheduler.pid"), log .antidote/scheduler.log, local backend
+  ingest            pid $(cat "$ROOT/.antidote/ingest.pid"), log .antidote/ingest.log (events into ClickHouse)
   curriculum        $ANTIDOTE_CURRICULUM
 The web UI (http://127.0.0.1:8080) arrives with the API issue; until then, as an operator:
   eval "\$(deploy/local/services.sh env)"

@@ -63,6 +63,31 @@ pub enum Command {
         #[arg(long, env = "ANTIDOTE_CONFIGURE_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
         configure_timeout: Duration,
     },
+    /// Run the ingest role: drain events from NATS into ClickHouse.
+    Ingest {
+        /// NATS server URL.
+        #[arg(
+            long,
+            env = "ANTIDOTE_NATS_URL",
+            default_value = "nats://127.0.0.1:4222"
+        )]
+        nats_url: String,
+        /// Subject prefix of this installation.
+        #[arg(long, env = "ANTIDOTE_NATS_PREFIX", default_value = bus::DEFAULT_PREFIX)]
+        prefix: String,
+        /// ClickHouse HTTP URL.
+        #[arg(long, env = CLICKHOUSE_URL_ENV, default_value = DEFAULT_CLICKHOUSE_URL)]
+        clickhouse_url: String,
+        /// Database holding the tables (`antidote migrate` creates them).
+        #[arg(long, env = "ANTIDOTE_CLICKHOUSE_DATABASE", default_value = clickhouse_client::DATABASE)]
+        database: String,
+        /// Flush a batch at this many events.
+        #[arg(long, env = "ANTIDOTE_INGEST_BATCH_SIZE", default_value_t = 5000)]
+        batch_size: usize,
+        /// Flush waiting events at least this often.
+        #[arg(long, env = "ANTIDOTE_INGEST_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+        flush_interval: Duration,
+    },
     /// Start, list and stop livelessons (for operators; learners use the web UI).
     Lesson {
         #[command(subcommand)]
@@ -224,6 +249,29 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(crate::operator::run_scheduler(common, local, config))
         }
         Command::Lesson { command } => runtime()?.block_on(crate::operator::lesson(command)),
+        Command::Ingest {
+            nats_url,
+            prefix,
+            clickhouse_url,
+            database,
+            batch_size,
+            flush_interval,
+        } => {
+            if batch_size == 0 {
+                anyhow::bail!("--batch-size must be at least 1");
+            }
+            let config = crate::ingest::IngestConfig {
+                batch_size,
+                flush_interval,
+                database,
+            };
+            runtime()?.block_on(crate::operator::run_ingest(
+                &nats_url,
+                &prefix,
+                &clickhouse_url,
+                config,
+            ))
+        }
     }
 }
 

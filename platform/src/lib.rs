@@ -6,6 +6,7 @@ pub mod backend;
 pub mod bus;
 pub mod cli;
 pub mod curriculum;
+pub mod ingest;
 pub mod livelesson;
 pub mod operator;
 pub mod scheduler;

@@ -1,4 +1,5 @@
-//! The operator's commands: `antidote scheduler` and `antidote lesson start|list|stop`.
+//! The operator's commands: the `scheduler` and `ingest` roles, and
+//! `antidote lesson start|list|stop|catalog`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -76,6 +77,13 @@ pub async fn run_scheduler(
         Arc::new(backend),
     )
     .await?;
+    scheduler.run(shutdown_on_signal()).await?;
+    tracing::info!("scheduler stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A token cancelled by SIGINT or SIGTERM.
+fn shutdown_on_signal() -> CancellationToken {
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -90,8 +98,27 @@ pub async fn run_scheduler(
         }
         signal.cancel();
     });
-    scheduler.run(shutdown).await?;
-    tracing::info!("scheduler stopped");
+    shutdown
+}
+
+/// `antidote ingest`: runs until SIGINT or SIGTERM.
+pub async fn run_ingest(
+    nats_url: &str,
+    prefix: &str,
+    clickhouse_url: &str,
+    config: crate::ingest::IngestConfig,
+) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let nats = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(nats_url)
+        .await
+        .with_context(|| format!("cannot reach NATS at {nats_url}"))?;
+    let client = antidote_telemetry::clickhouse_client::client(clickhouse_url);
+    tracing::info!(clickhouse = clickhouse_url, database = %config.database, "ingest starting");
+    let ingest = crate::ingest::Ingest::new(config, nats, Layout::new(prefix), client).await?;
+    ingest.run(shutdown_on_signal()).await?;
+    tracing::info!("ingest stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -114,3 +114,56 @@ impl Event {
         self
     }
 }
+
+impl From<&Event> for crate::rows::EventRow {
+    fn from(e: &Event) -> crate::rows::EventRow {
+        let ts_ns = e.ts_ns;
+        let secs = i64::try_from(ts_ns / 1_000_000_000).unwrap_or(i64::MAX);
+        crate::rows::EventRow {
+            event_id: e.event_id,
+            ts: time::OffsetDateTime::from_unix_timestamp(secs)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            ts_ns,
+            kind: e.kind.clone(),
+            severity: e.severity,
+            service: e.service.clone(),
+            session_id: e.session_id.clone(),
+            lesson: e.lesson.clone(),
+            stage: e.stage,
+            livelesson_id: e.livelesson_id.clone(),
+            endpoint: e.endpoint.clone(),
+            instance: e.instance.clone(),
+            node: e.node.clone(),
+            trace_id: e.trace_id.clone(),
+            span_id: e.span_id.clone(),
+            request_id: e.request_id.clone(),
+            message: e.message.clone(),
+            attr_keys: e.attr_keys.clone(),
+            attr_values: e.attr_values.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_becomes_a_row_with_second_and_nanosecond_times() {
+        let mut e = Event::new(kind::LIVELESSON_READY, "scheduler", Severity::Info).attr("a", 1);
+        e.ts_ns = 1_796_000_000_123_456_789;
+        let row = crate::rows::EventRow::from(&e);
+        assert_eq!(row.ts.unix_timestamp(), 1_796_000_000);
+        assert_eq!(row.ts_ns, e.ts_ns);
+        assert_eq!(row.attr_keys, vec!["a"]);
+        assert_eq!(row.stage, -1);
+    }
+
+    #[test]
+    fn events_round_trip_as_json() {
+        let e = Event::new(kind::SESSION_CREATED, "api", Severity::Warn).message("m");
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains("\"severity\":\"warn\""), "{json}");
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
+    }
+}

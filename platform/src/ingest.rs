@@ -1,0 +1,217 @@
+//! The ingest role: drains the `EVENTS` stream into ClickHouse's `events` table.
+//!
+//! One durable pull consumer (`ingest-events`, shared by every ingest replica) feeds batches
+//! that flush on size or time. A batch is inserted with the `clickhouse` crate and its
+//! messages are acknowledged only after ClickHouse accepted the insert; while ClickHouse is
+//! unreachable the batch is retried with backoff and everything else waits in JetStream, so
+//! nothing is lost. Rows are keyed by `event_id` in a ReplacingMergeTree, so a redelivered
+//! message never counts twice (`FINAL`). Malformed messages are terminated and counted.
+//!
+//! Spans, logs and feedback join later (DESIGN §7); they follow the same shape.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{self, Layout};
+use antidote_telemetry::event::Event;
+use antidote_telemetry::rows::EventRow;
+
+/// Settings of the ingest role.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Flush when this many events are waiting.
+    pub batch_size: usize,
+    /// Flush at least this often when events are waiting.
+    pub flush_interval: Duration,
+    /// ClickHouse database holding the contract tables.
+    pub database: String,
+}
+
+impl Default for IngestConfig {
+    fn default() -> IngestConfig {
+        IngestConfig {
+            batch_size: 5000,
+            flush_interval: Duration::from_secs(1),
+            database: antidote_telemetry::clickhouse_client::DATABASE.to_owned(),
+        }
+    }
+}
+
+/// Counters for `/metrics` and tests.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    pub inserted: AtomicU64,
+    pub batches: AtomicU64,
+    pub malformed: AtomicU64,
+    pub insert_failures: AtomicU64,
+}
+
+/// The ingest role.
+pub struct Ingest {
+    config: IngestConfig,
+    js: jetstream::Context,
+    layout: Layout,
+    clickhouse: clickhouse::Client,
+    pub stats: Arc<IngestStats>,
+}
+
+impl Ingest {
+    pub async fn new(
+        config: IngestConfig,
+        nats: async_nats::Client,
+        layout: Layout,
+        clickhouse: clickhouse::Client,
+    ) -> anyhow::Result<Ingest> {
+        let js = jetstream::new(nats);
+        bus::ensure(&js, &layout).await?;
+        let clickhouse = clickhouse.with_database(&config.database);
+        Ok(Ingest {
+            config,
+            js,
+            layout,
+            clickhouse,
+            stats: Arc::default(),
+        })
+    }
+
+    /// Runs until `shutdown`; the batch in hand is flushed (or left unacknowledged) first.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let stream = self
+            .js
+            .get_stream(&self.layout.streams()[1].name)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the events stream: {e}"))?;
+        let max_pending = i64::try_from(self.config.batch_size * 4).unwrap_or(i64::MAX);
+        let consumer = stream
+            .get_or_create_consumer(
+                "ingest-events",
+                consumer::pull::Config {
+                    durable_name: Some("ingest-events".into()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(60),
+                    max_ack_pending: max_pending,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create the ingest consumer: {e}"))?;
+
+        let mut batch: Vec<(EventRow, jetstream::Message)> =
+            Vec::with_capacity(self.config.batch_size);
+        let mut oldest: Option<tokio::time::Instant> = None;
+        loop {
+            // Flush first when due, then fetch more while there is room, then cancellation.
+            let due = oldest.is_some_and(|t| t.elapsed() >= self.config.flush_interval);
+            if batch.len() >= self.config.batch_size || (due && !batch.is_empty()) {
+                self.flush(&mut batch, &shutdown).await;
+                oldest = None;
+                continue;
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let room = self.config.batch_size - batch.len();
+            let wait = oldest.map_or(self.config.flush_interval, |t| {
+                self.config.flush_interval.saturating_sub(t.elapsed())
+            });
+            let fetched = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                f = consumer
+                    .fetch()
+                    .max_messages(room)
+                    .expires(wait.max(Duration::from_millis(10)))
+                    .messages() => f,
+            };
+            let mut messages = match fetched {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot fetch events; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            while let Some(msg) = messages.next().await {
+                let Ok(msg) = msg else { break };
+                match serde_json::from_slice::<Event>(&msg.payload) {
+                    Ok(event) => {
+                        batch.push((EventRow::from(&event), msg));
+                        oldest.get_or_insert_with(tokio::time::Instant::now);
+                    }
+                    Err(e) => {
+                        // Never retry data errors: they would fail forever.
+                        tracing::error!(error = %e, subject = %msg.subject, "dropping malformed event");
+                        self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                        let _ = msg.ack_with(jetstream::AckKind::Term).await;
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.flush(&mut batch, &shutdown).await;
+        }
+        Ok(())
+    }
+
+    /// Inserts the batch, retrying with backoff until ClickHouse takes it (or shutdown, in
+    /// which case the messages stay unacknowledged and are redelivered later), then acks.
+    async fn flush(
+        &self,
+        batch: &mut Vec<(EventRow, jetstream::Message)>,
+        shutdown: &CancellationToken,
+    ) {
+        let mut backoff = Duration::from_millis(200);
+        let mut logged = false;
+        loop {
+            match self.insert(batch).await {
+                Ok(()) => break,
+                Err(e) => {
+                    self.stats.insert_failures.fetch_add(1, Ordering::Relaxed);
+                    if !logged {
+                        tracing::error!(error = %e, events = batch.len(), "ClickHouse rejected or missed a batch; keeping it in JetStream and retrying");
+                        logged = true;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {
+                            batch.clear();
+                            return;
+                        }
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        if logged {
+            tracing::info!("ClickHouse is back; ingest caught up with the held batch");
+        }
+        let n = batch.len() as u64;
+        let acks = batch
+            .drain(..)
+            .map(|(_, msg)| async move { msg.ack().await });
+        for r in futures::future::join_all(acks).await {
+            if let Err(e) = r {
+                // The row is committed; a lost ack only means a redelivery, which collapses.
+                tracing::warn!(error = %e, "ack failed after insert");
+            }
+        }
+        self.stats.inserted.fetch_add(n, Ordering::Relaxed);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn insert(
+        &self,
+        batch: &[(EventRow, jetstream::Message)],
+    ) -> Result<(), clickhouse::error::Error> {
+        let mut insert = self.clickhouse.insert::<EventRow>("events").await?;
+        for (row, _) in batch {
+            insert.write(row).await?;
+        }
+        insert.end().await
+    }
+}
