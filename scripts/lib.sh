@@ -20,6 +20,13 @@ use_build_cache() {
     say "build output in ${CARGO_TARGET_DIR:-$ROOT/target}"
 }
 
+# Everything a build needs: the toolchain check, a C compiler, the build cache.
+prepare_build() {
+    require_cargo
+    ensure_build_tools
+    use_build_cache
+}
+
 # Debian packages the build needs (a C compiler for -sys crates).
 ensure_build_tools() {
     if ! command -v cc >/dev/null; then

@@ -7,9 +7,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-require_cargo
-ensure_build_tools
-use_build_cache
+prepare_build
 
 # Test services are separate from the ones `scripts/up.sh` runs, so testing never stops or
 # pollutes a running development instance.

@@ -7,9 +7,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-require_cargo
-ensure_build_tools
-use_build_cache
+prepare_build
 
 say "starting services"
 deploy/local/services.sh start

@@ -185,6 +185,17 @@ pub async fn ensure(js: &jetstream::Context, layout: &Layout) -> Result<(), BusE
     Ok(())
 }
 
+/// Deletes every stream and bucket of `layout` (and so all of its data). Missing ones are
+/// fine. For tearing down a test installation or retiring a prefix.
+pub async fn remove(js: &jetstream::Context, layout: &Layout) {
+    for spec in layout.streams() {
+        let _ = js.delete_stream(&spec.name).await;
+    }
+    for bucket in [layout.livelessons_bucket(), layout.sessions_bucket()] {
+        let _ = js.delete_key_value(&bucket).await;
+    }
+}
+
 /// Publishes `event` on `<prefix>.events.<kind>` and waits for JetStream to store it.
 pub async fn publish_event(
     js: &jetstream::Context,

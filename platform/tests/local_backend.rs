@@ -12,17 +12,10 @@ use std::time::{Duration, Instant};
 use antidote_platform::backend::local::{LocalBackend, random_id};
 use antidote_platform::backend::{Backend, BackendError, LivelessonSpec};
 use antidote_platform::curriculum::Curriculum;
-use common::{Lab, assert_gone, bundled, fixture, repo_root};
+use common::{Lab, assert_gone, bundled, fixture, repo_root, spec_for};
 
 fn spec(c: &Curriculum, slug: &str) -> LivelessonSpec {
-    let loaded = &c.lessons[slug];
-    LivelessonSpec {
-        livelesson_id: random_id(10),
-        session_id: random_id(10),
-        lesson: loaded.lesson.clone(),
-        lesson_dir: loaded.dir.clone(),
-        images: c.images.clone(),
-    }
+    spec_for(c, slug, &random_id(10))
 }
 
 /// Creates every endpoint and link and waits until each ssh presentation logs in.
@@ -174,6 +167,70 @@ async fn endpoints_are_isolated_from_the_host_and_each_other() {
     let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = listener.local_addr().unwrap().port();
 
+    // Host data is masked: /root is empty and the project checkout is not there.
+    let repo = repo_root().display().to_string();
+    let (code, out) = sh(
+        &lab.backend,
+        &spec,
+        "r1",
+        &format!("test -z \"$(ls -A /root)\" && ! test -e {repo}/Cargo.toml"),
+    )
+    .await;
+    assert_eq!(code, 0, "host files visible: {out}");
+    // Root inside (the learner has sudo) cannot reach kernel-wide settings or devices...
+    for escape in [
+        "echo '|/tmp/x' > /proc/sys/kernel/core_pattern",
+        "mount -o remount,rw /sys",
+        "mknod /tmp/disk b 254 0",
+        "mount -t tmpfs none /mnt",
+    ] {
+        let (code, out) = sh(&lab.backend, &spec, "r1", escape).await;
+        assert_ne!(code, 0, "`{escape}` worked inside an endpoint: {out}");
+    }
+    // ... but keeps what a network lab needs.
+    let (code, out) = sh(
+        &lab.backend,
+        &spec,
+        "r1",
+        "sysctl -w net.ipv4.conf.all.rp_filter=0 && ip link add v0 type veth peer name v1",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    // A learner's symlink where configuration files once went does not redirect the
+    // platform's writes onto the host.
+    let target = std::env::temp_dir().join(format!("antidote-symlink-{}", spec.livelesson_id));
+    let (code, out) = sh(
+        &lab.backend,
+        &spec,
+        "r1",
+        &format!(
+            "for s in 0 1; do ln -s {} /tmp/antidote-stage$s-config.conf; done",
+            target.display()
+        ),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let run = lab
+        .backend
+        .configure(&spec, "r1", 0, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(run.succeeded(), "{run:?}");
+    assert!(
+        !target.exists(),
+        "the platform wrote through a learner's symlink"
+    );
+    // Only the lesson's own user has a password hash; the host's are gone.
+    let (_, out) = sh(
+        &lab.backend,
+        &spec,
+        "r1",
+        "awk -F: '$2 ~ /^[$]/ {print $1}' /etc/shadow",
+    )
+    .await;
+    assert_eq!(out.trim(), "antidote", "host password hashes visible");
+
+    // Writes stay inside the endpoint (this one last on r1: it removes the home directory).
     let marker = format!("/etc/antidote-isolation-{}", spec.livelesson_id);
     let (code, out) = sh(
         &lab.backend,
@@ -188,26 +245,6 @@ async fn endpoints_are_isolated_from_the_host_and_each_other() {
     assert_ne!(code, 0, "write reached another endpoint");
     let (_, out) = sh(&lab.backend, &spec, "r2", "ls /home").await;
     assert_eq!(out.trim(), "antidote", "r2 lost its home");
-
-    // Host data is masked: /root and the project checkout look empty.
-    let repo = repo_root().display().to_string();
-    let (_, out) = sh(
-        &lab.backend,
-        &spec,
-        "r1",
-        &format!("ls -A /root {repo} | grep -v :"),
-    )
-    .await;
-    assert_eq!(out.trim(), "", "host files visible");
-    // Only the lesson's own user has a password hash; the host's are gone.
-    let (_, out) = sh(
-        &lab.backend,
-        &spec,
-        "r1",
-        "awk -F: '$2 ~ /^[$]/ {print $1}' /etc/shadow",
-    )
-    .await;
-    assert_eq!(out.trim(), "antidote", "host password hashes visible");
 
     // No path to host services: neither loopback (its own) nor any host address answers.
     for addr in ["127.0.0.1".to_owned(), host_address()] {

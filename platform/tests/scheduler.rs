@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use antidote_platform::backend::{Backend, LivelessonSpec};
-use antidote_platform::bus::Layout;
+use antidote_platform::bus::{self, Layout};
 use antidote_platform::curriculum::Curriculum;
 use antidote_platform::livelesson::client::{Client, ClientError};
 use antidote_platform::livelesson::{Livelesson, Status};
 use antidote_platform::scheduler::{Scheduler, SchedulerConfig};
-use common::{Lab, assert_gone, bundled, fixture, nats_url, repo_root};
+use common::{Lab, assert_gone, bundled, fixture, nats_url, repo_root, spec_for};
 use tokio_util::sync::CancellationToken;
 
 fn prefix() -> String {
@@ -41,16 +41,7 @@ impl Running {
     async fn stop(self) {
         self.shutdown.cancel();
         self.task.await.unwrap().unwrap();
-        let js = &self.client.js;
-        for s in self.client.layout.streams() {
-            let _ = js.delete_stream(&s.name).await;
-        }
-        let _ = js
-            .delete_key_value(self.client.layout.livelessons_bucket())
-            .await;
-        let _ = js
-            .delete_key_value(self.client.layout.sessions_bucket())
-            .await;
+        bus::remove(&self.client.js, &self.client.layout).await;
     }
 }
 
@@ -108,17 +99,6 @@ async fn wait_gone(client: &Client, id: &str, secs: u64) {
     }
 }
 
-fn spec_of(c: &Curriculum, ll: &Livelesson) -> LivelessonSpec {
-    let loaded = &c.lessons[&ll.lesson];
-    LivelessonSpec {
-        livelesson_id: ll.id.clone(),
-        session_id: ll.session_id.clone(),
-        lesson: loaded.lesson.clone(),
-        lesson_dir: loaded.dir.clone(),
-        images: c.images.clone(),
-    }
-}
-
 async fn verifies(lab: &Lab, spec: &LivelessonSpec, stage: usize) -> bool {
     let v = spec.lesson.stages[stage].verify.as_ref().unwrap();
     lab.backend
@@ -163,7 +143,7 @@ async fn three_router_lesson_reaches_ready_and_changes_stage() {
             .iter()
             .all(|e| e.last_configuration.as_ref().is_some_and(|c| c.succeeded()))
     );
-    let spec = spec_of(&run.curriculum, &ready);
+    let spec = spec_for(&run.curriculum, &ready.lesson, &ready.id);
     eventually_verifies(&lab, &spec, 0).await;
     assert!(
         !verifies(&lab, &spec, 1).await,
@@ -440,17 +420,7 @@ async fn kill_9_mid_provisioning_then_restart_leaves_nothing_behind() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     child.wait().unwrap();
-    for s in client.layout.streams() {
-        let _ = client.js.delete_stream(&s.name).await;
-    }
-    let _ = client
-        .js
-        .delete_key_value(client.layout.livelessons_bucket())
-        .await;
-    let _ = client
-        .js
-        .delete_key_value(client.layout.sessions_bucket())
-        .await;
+    bus::remove(&client.js, &client.layout).await;
 }
 
 #[tokio::test]

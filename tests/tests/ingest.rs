@@ -94,17 +94,7 @@ impl Setup {
     }
 
     async fn cleanup(self) {
-        for s in self.layout.streams() {
-            let _ = self.js.delete_stream(&s.name).await;
-        }
-        let _ = self
-            .js
-            .delete_key_value(self.layout.livelessons_bucket())
-            .await;
-        let _ = self
-            .js
-            .delete_key_value(self.layout.sessions_bucket())
-            .await;
+        bus::remove(&self.js, &self.layout).await;
         let _ = self
             .ch
             .query(&format!("DROP DATABASE IF EXISTS {}", self.db))

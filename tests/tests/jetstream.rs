@@ -11,15 +11,6 @@ use antidote_tests::{nats, unique};
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 
-async fn cleanup(js: &jetstream::Context, layout: &Layout) {
-    for s in layout.streams() {
-        let _ = js.delete_stream(&s.name).await;
-    }
-    for b in [layout.livelessons_bucket(), layout.sessions_bucket()] {
-        let _ = js.delete_key_value(&b).await;
-    }
-}
-
 #[tokio::test]
 async fn event_round_trips_through_jetstream_with_its_headers() {
     let js = jetstream::new(nats().await);
@@ -88,7 +79,7 @@ async fn event_round_trips_through_jetstream_with_its_headers() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(pending, 0, "message acknowledged and nothing left");
-    cleanup(&js, &layout).await;
+    bus::remove(&js, &layout).await;
 }
 
 #[tokio::test]
@@ -107,7 +98,7 @@ async fn livelesson_state_updates_are_guarded_by_revision() {
     let entry = kv.entry("ll1").await.unwrap().unwrap();
     assert_eq!(entry.value.as_ref(), b"BOOTING");
     assert_eq!(entry.revision, rev2);
-    cleanup(&js, &layout).await;
+    bus::remove(&js, &layout).await;
 }
 
 #[tokio::test]
@@ -150,5 +141,5 @@ async fn work_queue_hands_each_request_to_one_consumer() {
     // Acknowledged work leaves a work-queue stream.
     let mut stream = stream;
     assert_eq!(stream.info().await.unwrap().state.messages, 0);
-    cleanup(&js, &layout).await;
+    bus::remove(&js, &layout).await;
 }

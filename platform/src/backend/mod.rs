@@ -6,7 +6,7 @@
 //! time it, trace it and publish an event for it per endpoint instance.
 
 pub mod local;
-pub mod reachability;
+pub mod ssh;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -82,6 +82,18 @@ impl CommandRun {
 
 /// How much command output is kept (the end of it, where errors are).
 pub const OUTPUT_LIMIT: usize = 16 * 1024;
+
+/// The last `limit` bytes of `text` (cut on a character boundary).
+pub fn tail(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let mut start = text.len() - limit;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text[start..].to_owned()
+}
 
 /// An instance found on the infrastructure, for sweeps and `lesson list`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use antidote_platform::backend::LivelessonSpec;
 use antidote_platform::backend::local::{LocalBackend, LocalConfig};
 use antidote_platform::curriculum::{self, Curriculum};
 
@@ -30,6 +31,18 @@ pub fn fixture() -> Curriculum {
 
 pub fn bundled() -> Curriculum {
     curriculum::load(&repo_root().join("curriculum")).expect("bundled curriculum loads")
+}
+
+/// What the scheduler would hand the backend for livelesson `id` of lesson `slug`.
+pub fn spec_for(c: &Curriculum, slug: &str, id: &str) -> LivelessonSpec {
+    let loaded = &c.lessons[slug];
+    LivelessonSpec {
+        livelesson_id: id.to_owned(),
+        session_id: "testsess01".to_owned(),
+        lesson: loaded.lesson.clone(),
+        lesson_dir: loaded.dir.clone(),
+        images: c.images.clone(),
+    }
 }
 
 pub fn nats_url() -> String {

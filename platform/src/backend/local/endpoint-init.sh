@@ -45,10 +45,16 @@ mount -t overlay overlay -o "lowerdir=/,upperdir=$AD_DIR/upper,workdir=$AD_DIR/w
 # Fresh kernel and scratch file systems; the host's /proc, /sys, /dev, /run, /tmp are not
 # part of the overlay (they are separate mounts on the host).
 mount -t proc -o nosuid,nodev,noexec proc "$ROOT/proc"
+# Kernel-wide settings stay out of reach: /proc/sys is read-only except the network part,
+# which belongs to the endpoint's own network namespace (ip_forward, rp_filter, ...).
+mount --bind "$ROOT/proc/sys" "$ROOT/proc/sys"
+mount --bind "$ROOT/proc/sys/net" "$ROOT/proc/sys/net"
+mount -o remount,bind,ro "$ROOT/proc/sys"
+if [ -e "$ROOT/proc/sysrq-trigger" ]; then mount --bind /dev/null "$ROOT/proc/sysrq-trigger"; fi
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$ROOT/sys"
 mount -t tmpfs -o nosuid,nodev,mode=755,size=64m tmpfs "$ROOT/run"
 mount -t tmpfs -o nosuid,nodev,mode=1777,size=256m tmpfs "$ROOT/tmp"
-mount -t tmpfs -o nosuid,mode=755,size=1m tmpfs "$ROOT/dev"
+mount -t tmpfs -o nosuid,nodev,mode=755,size=1m tmpfs "$ROOT/dev"
 for d in null zero full random urandom tty; do
     touch "$ROOT/dev/$d"
     mount --bind "/dev/$d" "$ROOT/dev/$d"
@@ -59,9 +65,19 @@ ln -s pts/ptmx "$ROOT/dev/ptmx"
 mount -t tmpfs -o nosuid,nodev,size=64m tmpfs "$ROOT/dev/shm"
 ln -s /proc/self/fd "$ROOT/dev/fd"
 
-# The host's private data: replaced by empty directories.
+# The host's private data: replaced by empty directories. Besides what the backend names,
+# every top-level directory that is not part of a Linux system (/work, /opt, /srv, /mnt, ...)
+# and the data directories of common services.
 IFS=: read -r -a masks <<<"${AD_MASKS:-}"
-for m in /root /home /var/log "${masks[@]}"; do
+for top in "$ROOT"/*; do
+    name=${top##*/}
+    case "$name" in
+        bin | boot | dev | etc | lib | lib32 | lib64 | libx32 | proc | run | sbin | sys | tmp | usr | var) ;;
+        *) [ -d "$top" ] && [ ! -L "$top" ] && masks+=("/$name") ;;
+    esac
+done
+for m in /root /home /var/log /var/mail /var/spool /var/backups /var/lib/postgresql \
+    /var/lib/mysql /var/lib/docker /var/lib/clickhouse /etc/ssl/private "${masks[@]}"; do
     [ -n "$m" ] && [ -d "$ROOT$m" ] || continue
     mount -t tmpfs -o nosuid,nodev,mode=755,size=256m tmpfs "$ROOT$m"
 done
@@ -69,6 +85,7 @@ chmod 700 "$ROOT/root"
 # The host's SSH host keys and password hashes stay the host's.
 rm -f "$ROOT"/etc/ssh/ssh_host_*
 sed -i -E 's/^([^:]+):[^:]*:/\1:*:/' "$ROOT/etc/shadow"
+[ -f "$ROOT/etc/gshadow" ] && sed -i -E 's/^([^:]+):[^:]*:/\1:*:/' "$ROOT/etc/gshadow"
 
 # The lesson's files, as in NRE Labs: a private, writable copy at /antidote.
 mkdir -p "$ROOT/antidote"
@@ -113,6 +130,18 @@ fi
 # would cost every router ~10 MiB for nothing.
 ulimit -n 1024
 
+# Everything that runs for the learner (sshd and all it starts, sudo included) and the
+# daemons gets only these capabilities: enough to be root in a network lab (configure
+# interfaces and routes, bind ports, change users), not enough to touch the host (no
+# sys_admin, sys_module, sys_rawio, sys_ptrace, dac_read_search, mknod, sys_time, syslog, ...).
+# This process keeps its own, runs nothing from disk once set up, and cannot be traced.
+LAB_CAPS=-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+setfcap,+net_bind_service,+net_raw,+net_admin,+sys_chroot,+audit_write,+ipc_lock,+sys_nice
+CONFINED=(setpriv --inh-caps=-all --bounding-set="$LAB_CAPS" --)
+# FRR's privilege code insists on sys_admin (for VRFs as network namespaces). The daemons keep
+# it; the learner cannot borrow it: without sys_ptrace nobody in the endpoint can trace a
+# process holding capabilities it lacks, and nothing restarts a daemon it replaced.
+DAEMON=(setpriv --inh-caps=-all --bounding-set="$LAB_CAPS,+sys_admin" --)
+
 if [ "$AD_KIND" = frr ]; then
     mkdir -p /run/frr /var/log/frr
     chown frr:frr /run/frr /var/log/frr
@@ -124,7 +153,8 @@ if [ "$AD_KIND" = frr ]; then
     for daemon in ${AD_DAEMONS:-zebra staticd ospfd bgpd}; do
         extra=()
         [ "$daemon" = zebra ] && extra=(-s 90000000)
-        /usr/lib/frr/$daemon -d -F traditional -A 127.0.0.1 "${extra[@]}" >>"/var/log/frr/$daemon.log" 2>&1 ||
+        "${DAEMON[@]}" /usr/lib/frr/$daemon -d -F traditional -A 127.0.0.1 "${extra[@]}" \
+            >>"/var/log/frr/$daemon.log" 2>&1 ||
             fail "$daemon failed to start: $(tail -n 5 /var/log/frr/$daemon.log 2>/dev/null)"
     done
 fi
@@ -140,7 +170,7 @@ UsePAM no
 HostKey /etc/ssh/ssh_host_ed25519_key
 PrintMotd no
 CONF
-/usr/sbin/sshd -E /var/log/sshd.log || fail "sshd failed to start: $(tail -n 5 /var/log/sshd.log 2>/dev/null)"
+"${CONFINED[@]}" /usr/sbin/sshd -E /var/log/sshd.log || fail "sshd failed to start: $(tail -n 5 /var/log/sshd.log 2>/dev/null)"
 
 trap - ERR
 touch /run/antidote-ready

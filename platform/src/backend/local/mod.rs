@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::process::Command;
 
 use super::{
-    Backend, BackendError, CommandRun, EndpointInstance, InstanceInfo, LivelessonSpec, OUTPUT_LIMIT,
+    Backend, BackendError, CommandRun, EndpointInstance, InstanceInfo, LivelessonSpec, tail,
 };
 use crate::curriculum::model::{Image, Lesson, LocalImage, LocalKind};
 use crate::curriculum::{find_config_file, schema_check, yaml};
@@ -182,24 +182,6 @@ impl LocalBackend {
         Ok(())
     }
 
-    /// The running init of an endpoint, or `NotRunning`: the PID it recorded when that
-    /// process still lives in the endpoint's namespace, else a scan of the process table.
-    fn running_init(&self, livelesson: &str, endpoint: &str) -> Result<i32, BackendError> {
-        let ns = self.instance_name(livelesson, endpoint);
-        let pid_file = self
-            .livelesson_dir(livelesson)
-            .join(endpoint)
-            .join("init.pid");
-        fs::read_to_string(pid_file)
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok())
-            .filter(|pid| netns::is_init_of(*pid, &ns))
-            .or_else(|| netns::init_pid(&ns))
-            .ok_or_else(|| BackendError::NotRunning {
-                endpoint: endpoint.to_owned(),
-            })
-    }
-
     async fn start_init(
         &self,
         spec: &LivelessonSpec,
@@ -341,61 +323,34 @@ impl LocalBackend {
         }
     }
 
-    /// Runs `script` (a shell command line) inside the endpoint as root.
+    /// Runs `script` inside the endpoint as root, through the endpoint's sshd with the
+    /// image's configuration account (and sudo unless that is root), feeding it `stdin`.
     async fn run_inside(
         &self,
-        pid: i32,
+        spec: &LivelessonSpec,
+        endpoint: &str,
         script: &str,
-        env: &[(&str, &str)],
+        stdin: &[u8],
         timeout: Duration,
     ) -> Result<CommandRun, BackendError> {
-        let started = Instant::now();
-        let pid = pid.to_string();
-        // nsenter forks into the PID namespace; killing it on timeout would leave the command
-        // running, so the command runs under `timeout` inside the endpoint.
-        let secs = timeout.as_secs().max(1).to_string();
-        let mut cmd = Command::new("nsenter");
-        cmd.args(["-t", &pid, "-m", "-u", "-n", "-p", "-i", "-r", "-w"])
-            .args(["--", "timeout", "-k", "2", &secs, "/bin/sh", "-c"])
-            .arg(format!("exec 2>&1; {script}"))
-            .env_clear()
-            .env(
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            )
-            .env("HOME", "/root")
-            .env("LANG", "C.UTF-8")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let child = cmd.spawn().map_err(BackendError::io("starting nsenter"))?;
-        let result =
-            tokio::time::timeout(timeout + Duration::from_secs(5), child.wait_with_output()).await;
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(match result {
-            Ok(out) => {
-                let out = out.map_err(BackendError::io("waiting for nsenter"))?;
-                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-                text.push_str(&String::from_utf8_lossy(&out.stderr));
-                // 124: `timeout` stopped the command.
-                let timed_out = out.status.code() == Some(124);
-                if timed_out {
-                    text.push_str(&format!("\ntimed out after {secs} s"));
-                }
-                CommandRun {
-                    exit_code: out.status.code().filter(|_| !timed_out),
-                    output: tail(&text, OUTPUT_LIMIT),
-                    duration_ms,
-                }
-            }
-            Err(_) => CommandRun {
-                exit_code: None,
-                output: format!("timed out after {} s", timeout.as_secs()),
-                duration_ms,
-            },
-        })
+        let image = spec.image_of(endpoint)?;
+        let user = image.config_user.as_deref().unwrap_or("antidote");
+        let password = image
+            .config_password
+            .as_deref()
+            .unwrap_or("antidotepassword");
+        let command = if user == "root" {
+            format!("sh -c {}", shell_quote(script))
+        } else {
+            format!("sudo -n sh -c {}", shell_quote(script))
+        };
+        let stream = self.connect(&spec.livelesson_id, endpoint, 22).await?;
+        super::ssh::exec(stream, user, password, &command, stdin, timeout)
+            .await
+            .map_err(|message| BackendError::Command {
+                what: format!("running a command in `{endpoint}`"),
+                message,
+            })
     }
 
     /// Removes every livelesson of this installation that is not in `keep`; returns the IDs
@@ -555,7 +510,7 @@ impl Backend for LocalBackend {
             .map_err(|e| unreachable(e.to_string()))?;
         if ssh {
             let image = spec.image_of(endpoint)?;
-            super::reachability::ssh_login(
+            super::ssh::ssh_login(
                 stream,
                 image.ssh_user.as_deref().unwrap_or("antidote"),
                 image.ssh_password.as_deref().unwrap_or("antidotepassword"),
@@ -587,29 +542,25 @@ impl Backend for LocalBackend {
         let file = find_config_file(&spec.lesson_dir, stage, endpoint, kind).ok_or_else(|| {
             config_error(format!("stage{stage}/configs/ has no file for `{kind}`"))
         })?;
-        let pid = self.running_init(&spec.livelesson_id, endpoint)?;
+        let contents =
+            fs::read(&file).map_err(BackendError::io(format!("reading {}", file.display())))?;
         let ext = file
             .extension()
             .map(|e| e.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let inside = format!("/tmp/antidote-stage{stage}-config.{ext}");
-        let host_copy = format!("/proc/{pid}/root{inside}");
-        fs::copy(&file, &host_copy).map_err(BackendError::io(format!(
-            "copying {} into endpoint `{endpoint}`",
-            file.display()
-        )))?;
         let user = image.config_user.as_deref().unwrap_or("antidote");
         let password = image
             .config_password
             .as_deref()
             .unwrap_or("antidotepassword");
-        let command = match kind.split('-').next().unwrap_or(kind) {
-            "frr" => format!("vtysh -f {inside}"),
-            "shell" => format!("sh {inside}"),
-            "python" => format!("python3 {inside}"),
+        let runner = match kind.split('-').next().unwrap_or(kind) {
+            "frr" => "vtysh -f \"$f\"".to_owned(),
+            "shell" => "sh \"$f\"".to_owned(),
+            "python" => "python3 \"$f\"".to_owned(),
             "ansible" => format!(
-                "command -v ansible-playbook >/dev/null || {{ echo 'ansible-playbook is not installed on this machine (apt-get install ansible)'; exit 127; }}; \
-                 ansible-playbook -c local -i '{endpoint},' {inside}"
+                "command -v ansible-playbook >/dev/null || {{ echo 'ansible-playbook is not installed on this machine (apt-get install ansible-core)'; exit 127; }}; \
+                 ansible-playbook -c local -i {}, \"$f\"",
+                shell_quote(endpoint)
             ),
             other => {
                 return Err(config_error(format!(
@@ -617,12 +568,18 @@ impl Backend for LocalBackend {
                 )));
             }
         };
-        let env = [
-            ("ANTIDOTE_TARGET_HOST", endpoint),
-            ("ANTIDOTE_TARGET_USERNAME", user),
-            ("ANTIDOTE_TARGET_PASSWORD", password),
-        ];
-        self.run_inside(pid, &command, &env, timeout).await
+        // The file travels as the command's input into a fresh private file: nothing is
+        // written through a path the learner controls.
+        let script = format!(
+            "f=$(mktemp --suffix=.{ext} /tmp/antidote-stage{stage}.XXXXXX) || exit 1; cat >\"$f\"; \
+             export ANTIDOTE_TARGET_HOST={} ANTIDOTE_TARGET_USERNAME={} ANTIDOTE_TARGET_PASSWORD={}; \
+             {runner}; rc=$?; rm -f \"$f\"; exit $rc",
+            shell_quote(endpoint),
+            shell_quote(user),
+            shell_quote(password),
+        );
+        self.run_inside(spec, endpoint, &script, &contents, timeout)
+            .await
     }
 
     async fn exec(
@@ -632,8 +589,7 @@ impl Backend for LocalBackend {
         command: &str,
         timeout: Duration,
     ) -> Result<CommandRun, BackendError> {
-        let pid = self.running_init(&spec.livelesson_id, endpoint)?;
-        self.run_inside(pid, command, &[], timeout).await
+        self.run_inside(spec, endpoint, command, &[], timeout).await
     }
 
     async fn connect(
@@ -801,6 +757,11 @@ fn builtin_realisations() -> BTreeMap<String, LocalImage> {
     serde_json::from_value(json).unwrap_or_default()
 }
 
+/// `s` as one single-quoted shell word.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// Whether `s` is `len` characters of `[a-z0-9]`.
 pub fn is_id(s: &str, len: usize) -> bool {
     s.len() == len
@@ -848,17 +809,6 @@ fn host_addresses(subnet: &str) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Add
     ))
 }
 
-fn tail(text: &str, limit: usize) -> String {
-    if text.len() <= limit {
-        return text.to_owned();
-    }
-    let mut start = text.len() - limit;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    text[start..].to_owned()
-}
-
 fn tail_of_file(path: &Path, limit: usize) -> String {
     fs::read_to_string(path)
         .map(|t| tail(t.trim_end(), limit))
@@ -899,6 +849,12 @@ mod tests {
         assert!(is_id(&id, 10), "{id}");
         assert!(!is_id("ABCDEFGHIJ", 10));
         assert!(!is_id("abc", 10));
+    }
+
+    #[test]
+    fn quoting_survives_the_shell() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
     }
 
     #[test]

@@ -94,18 +94,6 @@ fn is_pid_one(pid: i32) -> bool {
         })
 }
 
-/// Whether `pid` is the init of the endpoint in namespace `name` (guards against a recorded
-/// PID that was reused by another process).
-pub fn is_init_of(pid: i32, name: &str) -> bool {
-    let (Ok(target), Ok(theirs)) = (
-        fs::metadata(netns_path(name)),
-        fs::metadata(format!("/proc/{pid}/ns/net")),
-    ) else {
-        return false;
-    };
-    target.dev() == theirs.dev() && target.ino() == theirs.ino() && is_pid_one(pid)
-}
-
 /// Kills every process of namespace `name` and waits (up to `timeout`) until they are gone.
 pub async fn kill_all(name: &str, timeout: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
