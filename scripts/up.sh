@@ -46,6 +46,14 @@ start_role() {
 start_role scheduler
 start_role ingest
 
+# One file an operator sources to talk to this instance with the same settings.
+cat >"$ROOT/.antidote/env" <<ENV
+export ANTIDOTE_NATS_URL=$ANTIDOTE_NATS_URL
+export ANTIDOTE_CLICKHOUSE_URL=$ANTIDOTE_CLICKHOUSE_URL
+export ANTIDOTE_CURRICULUM=$ANTIDOTE_CURRICULUM
+export PATH=$ROOT/.antidote/bin:\$PATH
+ENV
+
 cat <<MSG
 
 Antidote is up on this machine:
@@ -55,9 +63,9 @@ Antidote is up on this machine:
   ingest            pid $(cat "$ROOT/.antidote/ingest.pid"), log .antidote/ingest.log (events into ClickHouse)
   curriculum        $ANTIDOTE_CURRICULUM
 The web UI (http://127.0.0.1:8080) arrives with the API issue; until then, as an operator:
-  eval "\$(deploy/local/services.sh env)"
-  $antidote lesson start ospf-triangle     # boots three FRR routers and a host
-  $antidote lesson list
-  $antidote lesson stop ID
-Stop everything with: scripts/down.sh
+  source .antidote/env            # puts antidote on PATH, with this instance's settings
+  antidote lesson catalog         # what can run here
+  antidote lesson start SLUG      # e.g. ospf-triangle: three FRR routers and a host
+  antidote lesson list / show ID / stop ID
+Stop the roles and services with scripts/down.sh (running livelessons stay until stopped).
 MSG

@@ -164,6 +164,13 @@ pub enum LessonCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Show one livelesson: state, error, and each endpoint with its last configuration run.
+    Show {
+        #[command(flatten)]
+        common: Common,
+        /// The livelesson's ID.
+        id: String,
+    },
     /// Delete a livelesson and wait until it is gone.
     Stop {
         #[command(flatten)]

@@ -134,6 +134,7 @@ pub async fn lesson(command: LessonCommand) -> anyhow::Result<ExitCode> {
         } => start(&common, &slug, stage, session, timeout).await,
         LessonCommand::Catalog { curriculum } => catalog(&curriculum),
         LessonCommand::List { common } => list(&common).await,
+        LessonCommand::Show { common, id } => show(&common, &id).await,
         LessonCommand::Stop {
             common,
             id,
@@ -358,6 +359,64 @@ fn human_age(ms: u64) -> String {
         120..=7199 => format!("{}m", s / 60),
         _ => format!("{}h", s / 3600),
     }
+}
+
+async fn show(common: &Common, id: &str) -> anyhow::Result<ExitCode> {
+    let client = client(common).await?;
+    let ll = client.get(id).await?;
+    let now = now_ms();
+    outln!(
+        "livelesson {} — lesson {}, stage {}, session {}",
+        ll.id,
+        ll.lesson,
+        ll.stage,
+        ll.session_id
+    );
+    outln!(
+        "status {}, age {}, idle {}",
+        ll.status,
+        human_age(now.saturating_sub(ll.created_at)),
+        human_age(now.saturating_sub(ll.last_active_at))
+    );
+    if let Some(e) = &ll.error {
+        outln!("failed in phase {}: {}", e.phase, e.message);
+    }
+    for ep in &ll.endpoints {
+        outln!(
+            "  {} ({}) {:?} {} on {}",
+            ep.name,
+            ep.image,
+            ep.state,
+            if ep.instance.is_empty() {
+                "-"
+            } else {
+                &ep.instance
+            },
+            if ep.node.is_empty() { "-" } else { &ep.node }
+        );
+        if let Some(err) = &ep.reachability_error {
+            outln!("    unreachable: {err}");
+        }
+        if let Some(run) = &ep.last_configuration {
+            let code = run
+                .exit_code
+                .map_or_else(|| "timed out".to_owned(), |c| format!("exit {c}"));
+            outln!("    configuration: {code} in {} ms", run.duration_ms);
+            for line in run
+                .output
+                .trim()
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .iter()
+                .rev()
+            {
+                outln!("      | {line}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn stop(common: &Common, id: &str, timeout: Duration) -> anyhow::Result<ExitCode> {

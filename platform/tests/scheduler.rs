@@ -242,7 +242,7 @@ async fn bad_requests_are_refused_or_fail_with_phase_and_output() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "lesson `linux-basics` has stages 0..1; there is no stage 1"
+        "lesson `linux-basics` has 1 stage(s), numbered from 0; there is no stage 1"
     );
     let err = run
         .client
@@ -250,6 +250,8 @@ async fn bad_requests_are_refused_or_fail_with_phase_and_output() {
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::UnknownSession(_)), "{err}");
+    let err = run.client.get("bad id!").await.unwrap_err();
+    assert_eq!(err.to_string(), "unknown livelesson `bad id!`");
 
     let ll = run
         .client

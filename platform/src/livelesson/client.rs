@@ -21,7 +21,7 @@ use antidote_telemetry::rows::Severity;
 pub enum ClientError {
     #[error("unknown lesson `{0}`")]
     UnknownLesson(String),
-    #[error("lesson `{lesson}` has stages 0..{count}; there is no stage {stage}")]
+    #[error("lesson `{lesson}` has {count} stage(s), numbered from 0; there is no stage {stage}")]
     StageOutOfRange {
         lesson: String,
         stage: usize,
@@ -283,8 +283,11 @@ impl Client {
         .await
     }
 
-    /// The livelesson, or `UnknownLivelesson`.
+    /// The livelesson, or `UnknownLivelesson` (also for what cannot be an ID at all).
     pub async fn get(&self, livelesson_id: &str) -> Result<Livelesson, ClientError> {
+        if !crate::backend::local::is_id(livelesson_id, 10) {
+            return Err(ClientError::UnknownLivelesson(livelesson_id.to_owned()));
+        }
         self.store
             .livelessons
             .get(livelesson_id)
