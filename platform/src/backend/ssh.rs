@@ -27,6 +27,30 @@ impl client::Handler for PlatformClient {
     }
 }
 
+/// Handshake and password login on `stream`; the session stays open for the caller.
+async fn login(
+    stream: TcpStream,
+    user: &str,
+    password: &str,
+    inactivity: Duration,
+) -> Result<client::Handle<PlatformClient>, String> {
+    let config = Arc::new(client::Config {
+        inactivity_timeout: Some(inactivity),
+        ..Default::default()
+    });
+    let mut handle = client::connect_stream(config, stream, PlatformClient)
+        .await
+        .map_err(|e| format!("SSH handshake failed: {e}"))?;
+    let auth = handle
+        .authenticate_password(user, password)
+        .await
+        .map_err(|e| format!("SSH authentication failed: {e}"))?;
+    if !auth.success() {
+        return Err(format!("SSH login as `{user}` was refused"));
+    }
+    Ok(handle)
+}
+
 /// Performs the SSH handshake on `stream` and logs in with `user` / `password`.
 pub async fn ssh_login(
     stream: TcpStream,
@@ -34,21 +58,8 @@ pub async fn ssh_login(
     password: &str,
     timeout: Duration,
 ) -> Result<(), String> {
-    let config = Arc::new(client::Config {
-        inactivity_timeout: Some(timeout),
-        ..Default::default()
-    });
     let attempt = async {
-        let mut handle = client::connect_stream(config, stream, PlatformClient)
-            .await
-            .map_err(|e| format!("SSH handshake failed: {e}"))?;
-        let auth = handle
-            .authenticate_password(user, password)
-            .await
-            .map_err(|e| format!("SSH authentication failed: {e}"))?;
-        if !auth.success() {
-            return Err(format!("SSH login as `{user}` was refused"));
-        }
+        let handle = login(stream, user, password, timeout).await?;
         let _ = handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
@@ -70,23 +81,10 @@ pub async fn exec(
     timeout: Duration,
 ) -> Result<crate::backend::CommandRun, String> {
     let started = std::time::Instant::now();
-    let config = Arc::new(client::Config {
-        inactivity_timeout: Some(timeout + Duration::from_secs(5)),
-        ..Default::default()
-    });
     let mut output: Vec<u8> = Vec::new();
     let mut exit_code = None;
     let run = async {
-        let mut handle = client::connect_stream(config, stream, PlatformClient)
-            .await
-            .map_err(|e| format!("SSH handshake failed: {e}"))?;
-        let auth = handle
-            .authenticate_password(user, password)
-            .await
-            .map_err(|e| format!("SSH authentication failed: {e}"))?;
-        if !auth.success() {
-            return Err(format!("SSH login as `{user}` was refused"));
-        }
+        let handle = login(stream, user, password, timeout + Duration::from_secs(5)).await?;
         let mut channel = handle
             .channel_open_session()
             .await
@@ -118,7 +116,7 @@ pub async fn exec(
         let _ = handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
-        Ok(())
+        Ok::<(), String>(())
     };
     let timed_out = match tokio::time::timeout(timeout, run).await {
         Ok(result) => {
