@@ -16,6 +16,12 @@ use_build_cache() {
     if [ -z "${CARGO_TARGET_DIR:-}" ] && mkdir -p /var/cache/antidote/target 2>/dev/null \
         && [ -w /var/cache/antidote/target ]; then
         export CARGO_TARGET_DIR=/var/cache/antidote/target
+        # Cargo names this project's own artifacts the same in every checkout and judges them
+        # by file times, so a build from another checkout can look newer than our sources.
+        # Fresh times on our sources make cargo rebuild our crates (the third-party ones stay
+        # cached), so a shared cache never serves another checkout's code.
+        (cd "$ROOT" && git ls-files -z -- Cargo.toml platform telemetry feedback tests 2>/dev/null |
+            xargs -0 -r touch)
     fi
     say "build output in ${CARGO_TARGET_DIR:-$ROOT/target}"
 }
