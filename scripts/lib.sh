@@ -41,3 +41,44 @@ ensure_build_tools() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential pkg-config >/dev/null
     fi
 }
+
+# apt_get PACKAGE...: installs Debian packages that are missing (needs root).
+apt_get() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return
+    [ "$(id -u)" -eq 0 ] || die "need root to install ${missing[*]}"
+    say "apt-get install ${missing[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The web UI's front-end packages (xterm.js) from npm, into web/node_modules, as the lock
+# file pins them. Skipped when node_modules already matches the lock file.
+ensure_web_modules() {
+    command -v npm >/dev/null || apt_get nodejs npm
+    local stamp=$ROOT/web/node_modules/.package-lock.json
+    if [ -f "$stamp" ] && cmp -s "$ROOT/web/package-lock.json" "$ROOT/web/.installed-lock.json" 2>/dev/null; then
+        return
+    fi
+    say "npm ci (web/: xterm.js)"
+    (cd "$ROOT/web" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+        die "npm ci failed in $ROOT/web"
+    cp "$ROOT/web/package-lock.json" "$ROOT/web/.installed-lock.json"
+}
+
+# Stops `antidote up` and the per-role processes older versions of up.sh started.
+stop_antidote() {
+    local name pidfile
+    for name in up scheduler ingest; do
+        pidfile=$ROOT/.antidote/$name.pid
+        if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+            kill -TERM "$(cat "$pidfile")"
+            while kill -0 "$(cat "$pidfile")" 2>/dev/null; do sleep 0.2; done
+            say "antidote $name stopped"
+        fi
+        rm -f "$pidfile"
+    done
+}

@@ -24,6 +24,10 @@ eval "$("$services" env)"
 if ! "$ANTIDOTE_VENV/bin/python" -c 'import chdb' 2>/dev/null; then
     "$services" pip "chdb-core>=26"
 fi
+# The API fuzz test (OpenAPI document → schemathesis) and the browser tests.
+[ -x "$ANTIDOTE_VENV/bin/schemathesis" ] || "$services" pip "schemathesis>=4,<5"
+apt_get chromium chromium-driver
+ensure_web_modules
 
 say "checking formatting and lints"
 cargo fmt --all -- --check

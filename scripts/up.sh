@@ -1,51 +1,56 @@
 #!/usr/bin/env bash
-# Brings Antidote up on this machine: installs what is missing, starts NATS and ClickHouse
-# on the project's ports (state under .antidote/), builds the `antidote` binary, creates the
-# ClickHouse schema, validates the bundled curriculum and starts the scheduler and ingest
-# roles. scripts/down.sh stops it all again.
+# Brings Antidote up on this machine and prints its URL: installs what is missing (Debian
+# packages, the NATS server, xterm.js from npm), builds the `antidote` binary and starts
+# `antidote up` in the background — which starts NATS and ClickHouse on the project's ports
+# (state under .antidote/), creates the ClickHouse schema, loads the bundled curriculum and
+# runs the api, scheduler and ingest roles with the local backend in one process.
+# scripts/down.sh stops it all again. Log: .antidote/up.log.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 prepare_build
-
-say "starting services"
-deploy/local/services.sh start
-eval "$(deploy/local/services.sh env)"
+say "installing what the services and lab endpoints need"
+deploy/local/services.sh install
+ensure_web_modules
 
 say "building antidote"
 cargo build --release --locked -p antidote-platform --bin antidote
 # A copy of its own, so another checkout sharing the build cache cannot replace it.
 mkdir -p "$ROOT/.antidote/bin"
-install -m 755 "${CARGO_TARGET_DIR:-$ROOT/target}/release/antidote" "$ROOT/.antidote/bin/antidote"
+install -m 755 "${CARGO_TARGET_DIR:-$ROOT/target}/release/antidote" "$ROOT/.antidote/bin/antidote.new"
+mv -f "$ROOT/.antidote/bin/antidote.new" "$ROOT/.antidote/bin/antidote"
 antidote=$ROOT/.antidote/bin/antidote
-
-say "migrating ClickHouse"
-"$antidote" migrate
 
 say "validating the bundled curriculum"
 "$antidote" validate "$ROOT/curriculum"
 
+stop_antidote   # a previous `antidote up` (or the older per-role processes)
+
 export ANTIDOTE_CURRICULUM=${ANTIDOTE_CURRICULUM:-$ROOT/curriculum}
 export ANTIDOTE_LOCAL_STATE_DIR=${ANTIDOTE_LOCAL_STATE_DIR:-$ROOT/.antidote/local}
+export ANTIDOTE_WEB_MODULES=$ROOT/web/node_modules
+export ANTIDOTE_SERVICES_SCRIPT=$ROOT/deploy/local/services.sh
+log=$ROOT/.antidote/up.log
+say "starting antidote up (log $log)"
+: >"$log"
+setsid "$antidote" up >>"$log" 2>&1 </dev/null &
+echo $! >"$ROOT/.antidote/up.pid"
 
-# start_role ROLE: (re)starts `antidote ROLE` in the background, pid and log under .antidote/.
-start_role() {
-    local role=$1 pidfile=$ROOT/.antidote/$1.pid
-    say "starting the $role"
-    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-        kill -TERM "$(cat "$pidfile")"
-        while kill -0 "$(cat "$pidfile")" 2>/dev/null; do sleep 0.2; done
+# `antidote up` prints one line with the URL once every role runs.
+url=
+for _ in $(seq 1 600); do
+    url=$(grep -o 'Antidote is up: http://[^ ]*' "$log" | head -n1 | sed 's/Antidote is up: //') || true
+    [ -n "$url" ] && break
+    if ! kill -0 "$(cat "$ROOT/.antidote/up.pid")" 2>/dev/null; then
+        tail -n 20 "$log" >&2
+        die "antidote up exited during start-up; see $log"
     fi
-    setsid "$antidote" "$role" >>"$ROOT/.antidote/$role.log" 2>&1 </dev/null &
-    echo $! >"$pidfile"
-    sleep 1
-    kill -0 "$(cat "$pidfile")" 2>/dev/null ||
-        die "the $role exited at once; see $ROOT/.antidote/$role.log"
-}
-start_role scheduler
-start_role ingest
+    sleep 0.2
+done
+[ -n "$url" ] || { tail -n 20 "$log" >&2; die "antidote up did not come up within 120 s; see $log"; }
 
+eval "$(deploy/local/services.sh env)"
 # One file an operator sources to talk to this instance with the same settings.
 cat >"$ROOT/.antidote/env" <<ENV
 export ANTIDOTE_NATS_URL=$ANTIDOTE_NATS_URL
@@ -56,16 +61,12 @@ ENV
 
 cat <<MSG
 
-Antidote is up on this machine:
+Antidote is up: $url
+  web UI and API    $url  (OpenAPI: ${url}api/v1/openapi.json)
   NATS (JetStream)  $ANTIDOTE_NATS_URL
   ClickHouse        $ANTIDOTE_CLICKHOUSE_URL  (database antidote)
-  scheduler         pid $(cat "$ROOT/.antidote/scheduler.pid"), log .antidote/scheduler.log, local backend
-  ingest            pid $(cat "$ROOT/.antidote/ingest.pid"), log .antidote/ingest.log (events into ClickHouse)
+  roles             api, scheduler (local backend), ingest — pid $(cat "$ROOT/.antidote/up.pid"), log .antidote/up.log
   curriculum        $ANTIDOTE_CURRICULUM
-The web UI (http://127.0.0.1:8080) arrives with the API issue; until then, as an operator:
-  source .antidote/env            # puts antidote on PATH, with this instance's settings
-  antidote lesson catalog         # what can run here
-  antidote lesson start SLUG      # e.g. ospf-triangle: three FRR routers and a host
-  antidote lesson list / show ID / stop ID
-Stop the roles and services with scripts/down.sh (running livelessons stay until stopped).
+As an operator:  source .antidote/env; antidote lesson list | show ID | stop ID
+Stop it all with scripts/down.sh (running livelessons stay and are adopted by the next start).
 MSG

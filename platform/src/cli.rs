@@ -46,22 +46,47 @@ pub enum Command {
         common: Common,
         #[command(flatten)]
         local: LocalArgs,
-        /// Stable identity of this scheduler (defaults to the host name); a scheduler that
-        /// restarts with the same ID cleanly fails what it had in flight.
-        #[arg(long, env = "ANTIDOTE_SCHEDULER_ID")]
-        scheduler_id: Option<String>,
-        /// Delete livelessons idle this long (keepalives refresh them), e.g. 30m, 90s.
-        #[arg(long, env = "ANTIDOTE_IDLE_TTL", default_value = "30m", value_parser = parse_duration)]
-        idle_ttl: Duration,
-        /// How often garbage collection runs.
-        #[arg(long, env = "ANTIDOTE_GC_INTERVAL", default_value = "30s", value_parser = parse_duration)]
-        gc_interval: Duration,
-        /// How long an endpoint may take to become reachable.
-        #[arg(long, env = "ANTIDOTE_REACHABILITY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
-        reachability_timeout: Duration,
-        /// How long one configuration run may take.
-        #[arg(long, env = "ANTIDOTE_CONFIGURE_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
-        configure_timeout: Duration,
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
+    },
+    /// Run the api role: the JSON API, the web UI and the terminals.
+    Api {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        local: LocalArgs,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Run everything on this machine in one process: NATS and ClickHouse (the project's
+    /// own, started with deploy/local/services.sh unless URLs are given), the schema, and the
+    /// api, scheduler and ingest roles with the local backend. Prints the URL.
+    Up {
+        /// NATS server URL (default: start the project's own NATS).
+        #[arg(long, env = "ANTIDOTE_NATS_URL")]
+        nats_url: Option<String>,
+        /// ClickHouse HTTP URL (default: start the project's own ClickHouse).
+        #[arg(long, env = CLICKHOUSE_URL_ENV)]
+        clickhouse_url: Option<String>,
+        /// Subject prefix (and so stream and bucket names) of this installation.
+        #[arg(long, env = "ANTIDOTE_NATS_PREFIX", default_value = bus::DEFAULT_PREFIX)]
+        prefix: String,
+        /// The curriculum directory.
+        #[arg(long, env = "ANTIDOTE_CURRICULUM", default_value = "curriculum")]
+        curriculum: PathBuf,
+        /// The project's services script (used when a URL is missing).
+        #[arg(
+            long,
+            env = "ANTIDOTE_SERVICES_SCRIPT",
+            default_value = "deploy/local/services.sh"
+        )]
+        services_script: PathBuf,
+        #[command(flatten)]
+        local: LocalArgs,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
     },
     /// Run the ingest role: drain events from NATS into ClickHouse.
     Ingest {
@@ -105,7 +130,7 @@ pub enum Command {
 }
 
 /// Settings every NATS-connected command shares.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Common {
     /// NATS server URL.
     #[arg(
@@ -123,7 +148,7 @@ pub struct Common {
 }
 
 /// Settings of the local backend.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct LocalArgs {
     /// Where endpoint instances keep their files (and the installation ID).
     #[arg(
@@ -132,6 +157,50 @@ pub struct LocalArgs {
         default_value = ".antidote/local"
     )]
     pub local_state_dir: PathBuf,
+}
+
+/// Settings of the scheduler role.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SchedulerArgs {
+    /// Stable identity of this scheduler (defaults to the host name); a scheduler that
+    /// restarts with the same ID cleanly fails what it had in flight.
+    #[arg(long, env = "ANTIDOTE_SCHEDULER_ID")]
+    pub scheduler_id: Option<String>,
+    /// Delete livelessons idle this long (keepalives refresh them), e.g. 30m, 90s.
+    #[arg(long, env = "ANTIDOTE_IDLE_TTL", default_value = "30m", value_parser = parse_duration)]
+    pub idle_ttl: Duration,
+    /// How often garbage collection runs.
+    #[arg(long, env = "ANTIDOTE_GC_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub gc_interval: Duration,
+    /// How long an endpoint may take to become reachable.
+    #[arg(long, env = "ANTIDOTE_REACHABILITY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub reachability_timeout: Duration,
+    /// How long one configuration run may take.
+    #[arg(long, env = "ANTIDOTE_CONFIGURE_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub configure_timeout: Duration,
+}
+
+impl SchedulerArgs {
+    pub fn config(&self) -> crate::scheduler::SchedulerConfig {
+        let id = self.scheduler_id.clone().unwrap_or_else(host_name);
+        let mut config = crate::scheduler::SchedulerConfig::new(id);
+        config.idle_ttl = self.idle_ttl;
+        config.gc_interval = self.gc_interval;
+        config.reachability_timeout = self.reachability_timeout;
+        config.configure_timeout = self.configure_timeout;
+        config
+    }
+}
+
+/// Settings of the api role.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "ANTIDOTE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Where npm installed the front-end packages (xterm.js): `web/node_modules`.
+    #[arg(long, env = "ANTIDOTE_WEB_MODULES", default_value = "web/node_modules")]
+    pub web_modules: PathBuf,
 }
 
 /// `antidote lesson ...`
@@ -241,20 +310,34 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scheduler {
             common,
             local,
-            scheduler_id,
-            idle_ttl,
-            gc_interval,
-            reachability_timeout,
-            configure_timeout,
-        } => {
-            let mut config =
-                crate::scheduler::SchedulerConfig::new(scheduler_id.unwrap_or_else(host_name));
-            config.idle_ttl = idle_ttl;
-            config.gc_interval = gc_interval;
-            config.reachability_timeout = reachability_timeout;
-            config.configure_timeout = configure_timeout;
-            runtime()?.block_on(crate::operator::run_scheduler(common, local, config))
+            scheduler,
+        } => runtime()?.block_on(crate::operator::run_scheduler(
+            common,
+            local,
+            scheduler.config(),
+        )),
+        Command::Api { common, local, api } => {
+            runtime()?.block_on(crate::operator::run_api(common, local, api))
         }
+        Command::Up {
+            nats_url,
+            clickhouse_url,
+            prefix,
+            curriculum,
+            services_script,
+            local,
+            api,
+            scheduler,
+        } => runtime()?.block_on(crate::operator::run_up(crate::operator::UpSettings {
+            nats_url,
+            clickhouse_url,
+            prefix,
+            curriculum,
+            services_script,
+            local,
+            api,
+            scheduler: scheduler.config(),
+        })),
         Command::Lesson { command } => runtime()?.block_on(crate::operator::lesson(command)),
         Command::Ingest {
             nats_url,

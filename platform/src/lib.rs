@@ -2,6 +2,7 @@
 //! land) the API, scheduler and backends. The `antidote` binary in `main.rs` is a thin CLI over
 //! this library; see ARCHITECTURE.md for the map.
 
+pub mod api;
 pub mod backend;
 pub mod bus;
 pub mod cli;
@@ -10,3 +11,4 @@ pub mod ingest;
 pub mod livelesson;
 pub mod operator;
 pub mod scheduler;
+pub mod web;

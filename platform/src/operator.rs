@@ -1,5 +1,5 @@
-//! The operator's commands: the `scheduler` and `ingest` roles, and
-//! `antidote lesson start|list|stop|catalog`.
+//! The operator's commands: the `api`, `scheduler` and `ingest` roles, `antidote up` (all of
+//! them in one process), and `antidote lesson start|list|stop|catalog`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::local::{LocalBackend, LocalConfig};
 use crate::bus::Layout;
-use crate::cli::{Common, LessonCommand, LocalArgs};
+use crate::cli::{ApiArgs, Common, LessonCommand, LocalArgs};
 use crate::curriculum::{self, Curriculum};
 use crate::livelesson::client::Client;
 use crate::livelesson::{EndpointStatus, Livelesson, Status, now_ms};
@@ -79,6 +79,163 @@ pub async fn run_scheduler(
     .await?;
     scheduler.run(shutdown_on_signal()).await?;
     tracing::info!("scheduler stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The api role's state: NATS client, curriculum, backend (terminals, verify), web assets.
+async fn api_state(
+    common: &Common,
+    nats: async_nats::Client,
+    curriculum: Arc<Curriculum>,
+    backend: Arc<LocalBackend>,
+    api: &ApiArgs,
+) -> anyhow::Result<crate::api::AppState> {
+    let client = Client::new(nats, Layout::new(&common.prefix), "api").await?;
+    let vendor = crate::web::Vendor::load(&api.web_modules);
+    if let Some(missing) = &vendor.missing {
+        tracing::warn!("{missing}");
+    }
+    Ok(crate::api::AppState::new(
+        client, curriculum, backend, vendor,
+    ))
+}
+
+/// `antidote api`: runs until SIGINT or SIGTERM.
+pub async fn run_api(common: Common, local: LocalArgs, api: ApiArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let curriculum = Arc::new(load_curriculum(&common)?);
+    let backend = Arc::new(
+        LocalBackend::new(LocalConfig::new(&local.local_state_dir))
+            .context("cannot prepare the local backend")?,
+    );
+    let nats = connect(&common).await?;
+    let state = api_state(&common, nats, curriculum, backend, &api).await?;
+    let shutdown = shutdown_on_signal();
+    let (addr, server) = crate::api::serve(state, &api.listen, shutdown).await?;
+    tracing::info!(%addr, "api listening");
+    server.await??;
+    tracing::info!("api stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `antidote up` runs with.
+#[derive(Debug)]
+pub struct UpSettings {
+    pub nats_url: Option<String>,
+    pub clickhouse_url: Option<String>,
+    pub prefix: String,
+    pub curriculum: std::path::PathBuf,
+    pub services_script: std::path::PathBuf,
+    pub local: LocalArgs,
+    pub api: ApiArgs,
+    pub scheduler: SchedulerConfig,
+}
+
+/// Starts the project's NATS and ClickHouse with the services script and returns their URLs.
+fn start_services(script: &std::path::Path) -> anyhow::Result<(String, String)> {
+    if !script.is_file() {
+        anyhow::bail!(
+            "no NATS/ClickHouse URL given and the services script {} does not exist (run from the project's root, or set ANTIDOTE_NATS_URL and ANTIDOTE_CLICKHOUSE_URL)",
+            script.display()
+        );
+    }
+    outln!("starting NATS and ClickHouse with {}", script.display());
+    let status = std::process::Command::new(script)
+        .arg("start")
+        .status()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !status.success() {
+        anyhow::bail!("{} start failed ({status})", script.display());
+    }
+    let env = std::process::Command::new(script)
+        .arg("env")
+        .output()
+        .with_context(|| format!("cannot run {} env", script.display()))?;
+    let text = String::from_utf8_lossy(&env.stdout);
+    let value = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    match (value("ANTIDOTE_NATS_URL"), value("ANTIDOTE_CLICKHOUSE_URL")) {
+        (Some(nats), Some(clickhouse)) => Ok((nats, clickhouse)),
+        _ => anyhow::bail!(
+            "{} env did not name ANTIDOTE_NATS_URL and ANTIDOTE_CLICKHOUSE_URL",
+            script.display()
+        ),
+    }
+}
+
+/// `antidote up`: every role in one process until SIGINT or SIGTERM.
+pub async fn run_up(settings: UpSettings) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let (nats_url, clickhouse_url) = match (&settings.nats_url, &settings.clickhouse_url) {
+        (Some(n), Some(c)) => (n.clone(), c.clone()),
+        _ => {
+            let script = settings.services_script.clone();
+            let (n, c) = tokio::task::spawn_blocking(move || start_services(&script)).await??;
+            (
+                settings.nats_url.clone().unwrap_or(n),
+                settings.clickhouse_url.clone().unwrap_or(c),
+            )
+        }
+    };
+    let common = Common {
+        nats_url: nats_url.clone(),
+        prefix: settings.prefix.clone(),
+        curriculum: settings.curriculum.clone(),
+    };
+    let clickhouse = antidote_telemetry::clickhouse_client::client(&clickhouse_url);
+    let database = antidote_telemetry::clickhouse_client::DATABASE;
+    antidote_telemetry::schema::migrate(&clickhouse, &clickhouse_url, database)
+        .await
+        .with_context(|| format!("cannot create the ClickHouse schema at {clickhouse_url}"))?;
+    let curriculum = Arc::new(load_curriculum(&common)?);
+    let backend = Arc::new(
+        LocalBackend::new(LocalConfig::new(&settings.local.local_state_dir))
+            .context("cannot prepare the local backend")?,
+    );
+    let nats = connect(&common).await?;
+    let shutdown = shutdown_on_signal();
+
+    let scheduler = Scheduler::new(
+        settings.scheduler,
+        nats.clone(),
+        Layout::new(&common.prefix),
+        curriculum.clone(),
+        backend.clone(),
+    )
+    .await?;
+    let scheduler_task = tokio::spawn(scheduler.run(shutdown.clone()));
+    let ingest = crate::ingest::Ingest::new(
+        crate::ingest::IngestConfig {
+            batch_size: 5000,
+            flush_interval: Duration::from_secs(1),
+            database: database.to_owned(),
+        },
+        nats.clone(),
+        Layout::new(&common.prefix),
+        clickhouse,
+    )
+    .await?;
+    let ingest_task = tokio::spawn(ingest.run(shutdown.clone()));
+    let state = api_state(&common, nats, curriculum.clone(), backend, &settings.api).await?;
+    let (addr, server) = crate::api::serve(state, &settings.api.listen, shutdown.clone()).await?;
+    outln!(
+        "Antidote is up: http://{addr}/  ({} lessons, NATS {nats_url}, ClickHouse {clickhouse_url}; Ctrl-C stops it)",
+        curriculum.lessons.len()
+    );
+    tracing::info!(%addr, "antidote up");
+    let served = server.await;
+    shutdown.cancel();
+    let scheduled = scheduler_task.await;
+    let ingested = ingest_task.await;
+    served??;
+    scheduled??;
+    ingested??;
+    tracing::info!("antidote stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -27,6 +27,24 @@ pub struct LivelessonSpec {
 }
 
 impl LivelessonSpec {
+    /// The spec of livelesson `livelesson_id` of `lesson`, or `None` when the curriculum has
+    /// no such (valid) lesson.
+    pub fn for_lesson(
+        curriculum: &crate::curriculum::Curriculum,
+        livelesson_id: &str,
+        session_id: &str,
+        lesson: &str,
+    ) -> Option<LivelessonSpec> {
+        let loaded = curriculum.lessons.get(lesson)?;
+        Some(LivelessonSpec {
+            livelesson_id: livelesson_id.to_owned(),
+            session_id: session_id.to_owned(),
+            lesson: loaded.lesson.clone(),
+            lesson_dir: loaded.dir.clone(),
+            images: curriculum.images.clone(),
+        })
+    }
+
     /// The endpoint called `name`.
     pub fn endpoint(&self, name: &str) -> Result<&Endpoint, BackendError> {
         self.lesson

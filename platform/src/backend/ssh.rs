@@ -136,3 +136,45 @@ pub async fn exec(
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
 }
+
+/// An interactive shell with a pseudo-terminal (a learner's terminal), logged in with the
+/// image's credentials so the learner never types them.
+pub struct Shell {
+    /// Kept for as long as the shell is used: dropping it ends the SSH session.
+    _handle: client::Handle<PlatformClient>,
+    pub channel: russh::Channel<client::Msg>,
+}
+
+/// Logs in on `stream`, asks for an `xterm-256color` terminal of `cols` × `rows` and a shell.
+pub async fn open_shell(
+    stream: TcpStream,
+    user: &str,
+    password: &str,
+    cols: u32,
+    rows: u32,
+    timeout: Duration,
+) -> Result<Shell, String> {
+    let open = async {
+        // Terminals may sit idle for long; keepalives tell a dead peer from a quiet one.
+        let handle = login(stream, user, password, Duration::from_secs(24 * 3600)).await?;
+        let channel = handle
+            .channel_open_session()
+            .await
+            .map_err(|e| format!("cannot open an SSH session: {e}"))?;
+        channel
+            .request_pty(false, "xterm-256color", cols, rows, 0, 0, &[])
+            .await
+            .map_err(|e| format!("cannot get a terminal: {e}"))?;
+        channel
+            .request_shell(false)
+            .await
+            .map_err(|e| format!("cannot start a shell: {e}"))?;
+        Ok(Shell {
+            _handle: handle,
+            channel,
+        })
+    };
+    tokio::time::timeout(timeout, open)
+        .await
+        .map_err(|_| format!("no shell within {} ms", timeout.as_millis()))?
+}

@@ -290,6 +290,27 @@ pub struct Image {
     pub kubernetes: Option<KubernetesImage>,
 }
 
+impl Image {
+    /// The SSH user and password learners (and the platform) log in with; NRE Labs' defaults
+    /// when the image names none.
+    pub fn ssh_credentials(&self) -> (&str, &str) {
+        (
+            self.ssh_user.as_deref().unwrap_or("antidote"),
+            self.ssh_password.as_deref().unwrap_or("antidotepassword"),
+        )
+    }
+
+    /// The user and password stage configuration runs as (NRE Labs' defaults otherwise).
+    pub fn config_credentials(&self) -> (&str, &str) {
+        (
+            self.config_user.as_deref().unwrap_or("antidote"),
+            self.config_password
+                .as_deref()
+                .unwrap_or("antidotepassword"),
+        )
+    }
+}
+
 /// Image flavors of NRE Labs.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -309,6 +330,12 @@ pub struct LocalImage {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(pattern(DAEMON_PATTERN)))]
     pub daemons: Vec<String>,
+    /// Long-running programs the endpoint starts at boot (shell command lines), as the
+    /// image's SSH user and with the learner's capabilities — e.g. the web server behind an
+    /// http presentation. Output goes to `/var/log/antidote-service-<n>.log` inside.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1)))]
+    pub services: Vec<String>,
 }
 
 /// Names of FRR daemons (`zebra`, `ospfd`, `isisd`, ...).

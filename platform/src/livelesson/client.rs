@@ -71,7 +71,8 @@ impl Client {
         })
     }
 
-    async fn event(&self, event: Event) {
+    /// Publishes `event`; a failure is logged, never fatal (the action itself succeeded).
+    pub async fn event(&self, event: Event) {
         if let Err(e) = bus::publish_event(&self.js, &self.layout, &event).await {
             tracing::warn!(error = %e, kind = %event.kind, "cannot publish event");
         }

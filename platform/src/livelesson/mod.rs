@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::CommandRun;
 
 /// Livelesson states (contract).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     Initialized,
@@ -50,7 +50,7 @@ impl std::fmt::Display for Status {
 }
 
 /// Why a livelesson failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Failure {
     /// The provisioning step: `create`, `link`, `reachability`, `configure`, `interrupted`, ...
     pub phase: String,
@@ -58,7 +58,7 @@ pub struct Failure {
 }
 
 /// Progress of one endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointStatus {
     Pending,
@@ -70,9 +70,10 @@ pub enum EndpointStatus {
 }
 
 /// A presentation as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PresentationView {
     pub name: String,
+    /// `ssh` or `http`.
     #[serde(rename = "type")]
     pub kind: String,
     pub port: u16,

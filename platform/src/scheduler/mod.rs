@@ -277,25 +277,20 @@ impl Scheduler {
     }
 
     fn spec(&self, ll: &Livelesson) -> Result<LivelessonSpec, StepError> {
-        let loaded = self.curriculum.lessons.get(&ll.lesson).ok_or_else(|| {
-            StepError::new(
-                "request",
-                format!("lesson `{}` is not in the curriculum", ll.lesson),
-            )
-        })?;
-        if ll.stage >= loaded.lesson.stages.len() {
+        let spec = LivelessonSpec::for_lesson(&self.curriculum, &ll.id, &ll.session_id, &ll.lesson)
+            .ok_or_else(|| {
+                StepError::new(
+                    "request",
+                    format!("lesson `{}` is not in the curriculum", ll.lesson),
+                )
+            })?;
+        if ll.stage >= spec.lesson.stages.len() {
             return Err(StepError::new(
                 "request",
                 format!("lesson `{}` has no stage {}", ll.lesson, ll.stage),
             ));
         }
-        Ok(LivelessonSpec {
-            livelesson_id: ll.id.clone(),
-            session_id: ll.session_id.clone(),
-            lesson: loaded.lesson.clone(),
-            lesson_dir: loaded.dir.clone(),
-            images: self.curriculum.images.clone(),
-        })
+        Ok(spec)
     }
 
     fn event(&self, ll: &Livelesson, kind: &str, severity: Severity) -> Event {

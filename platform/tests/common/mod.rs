@@ -151,3 +151,5 @@ pub fn assert_gone(lab: &Lab, ll: &str) {
     }
     assert!(!Path::new(&state).join("instances").join(ll).exists());
 }
+
+pub mod stack;

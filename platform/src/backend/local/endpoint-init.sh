@@ -21,6 +21,7 @@
 #   AD_FORWARDING     1 to route between interfaces
 #   AD_HOSTS          extra /etc/hosts lines
 #   AD_DAEMONS        FRR daemons to start (frr kind; default zebra staticd ospfd bgpd)
+#   AD_SERVICES       newline-separated command lines started at boot as AD_SSH_USER, confined
 # Output: AD_DIR/init.pid (this process's host PID) at once; /run/antidote-ready inside the
 # endpoint once sshd and the daemons run (the backend reads it through /proc/<pid>/root); on failure a last line `endpoint-init: <reason>` on
 # stderr, which the backend keeps in AD_DIR/init.log, and exit status 1.
@@ -171,6 +172,18 @@ HostKey /etc/ssh/ssh_host_ed25519_key
 PrintMotd no
 CONF
 "${CONFINED[@]}" /usr/sbin/sshd -E /var/log/sshd.log || fail "sshd failed to start: $(tail -n 5 /var/log/sshd.log 2>/dev/null)"
+
+# The image's services (e.g. the web server of an http presentation): as the learner's user,
+# confined like the learner, each in its own session with its output in /var/log.
+n=0
+while IFS= read -r service; do
+    [ -n "$service" ] || continue
+    n=$((n + 1))
+    home=$(getent passwd "$AD_SSH_USER" | cut -d: -f6)
+    (cd "$home" && HOME=$home USER=$AD_SSH_USER setsid setpriv --reuid="$AD_SSH_USER" \
+        --regid="$(id -g "$AD_SSH_USER")" --init-groups --inh-caps=-all --bounding-set="$LAB_CAPS" \
+        -- sh -c "$service" >>"/var/log/antidote-service-$n.log" 2>&1 </dev/null &)
+done <<<"${AD_SERVICES:-}"
 
 trap - ERR
 touch /run/antidote-ready

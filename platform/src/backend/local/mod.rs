@@ -250,14 +250,8 @@ impl LocalBackend {
             .env("AD_DIR", &dir)
             .env("AD_HOSTNAME", endpoint)
             .env("AD_KIND", kind)
-            .env(
-                "AD_SSH_USER",
-                image.ssh_user.as_deref().unwrap_or("antidote"),
-            )
-            .env(
-                "AD_SSH_PASSWORD",
-                image.ssh_password.as_deref().unwrap_or("antidotepassword"),
-            )
+            .env("AD_SSH_USER", image.ssh_credentials().0)
+            .env("AD_SSH_PASSWORD", image.ssh_credentials().1)
             .env("AD_LESSON_DIR", &spec.lesson_dir)
             .env("AD_MASKS", masks.join(":"))
             .env(
@@ -271,6 +265,7 @@ impl LocalBackend {
             .env("AD_HOSTS", hosts)
             .env("AD_INDEX", index.to_string())
             .env("AD_DAEMONS", realisation.daemons.join(" "))
+            .env("AD_SERVICES", realisation.services.join("\n"))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -334,11 +329,7 @@ impl LocalBackend {
         timeout: Duration,
     ) -> Result<CommandRun, BackendError> {
         let image = spec.image_of(endpoint)?;
-        let user = image.config_user.as_deref().unwrap_or("antidote");
-        let password = image
-            .config_password
-            .as_deref()
-            .unwrap_or("antidotepassword");
+        let (user, password) = image.config_credentials();
         let command = if user == "root" {
             format!("sh -c {}", shell_quote(script))
         } else {
@@ -510,14 +501,10 @@ impl Backend for LocalBackend {
             .map_err(|e| unreachable(e.to_string()))?;
         if ssh {
             let image = spec.image_of(endpoint)?;
-            super::ssh::ssh_login(
-                stream,
-                image.ssh_user.as_deref().unwrap_or("antidote"),
-                image.ssh_password.as_deref().unwrap_or("antidotepassword"),
-                Duration::from_secs(5),
-            )
-            .await
-            .map_err(unreachable)?;
+            let (user, password) = image.ssh_credentials();
+            super::ssh::ssh_login(stream, user, password, Duration::from_secs(5))
+                .await
+                .map_err(unreachable)?;
         }
         Ok(())
     }
@@ -548,11 +535,7 @@ impl Backend for LocalBackend {
             .extension()
             .map(|e| e.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let user = image.config_user.as_deref().unwrap_or("antidote");
-        let password = image
-            .config_password
-            .as_deref()
-            .unwrap_or("antidotepassword");
+        let (user, password) = image.config_credentials();
         let runner = match kind.split('-').next().unwrap_or(kind) {
             "frr" => "vtysh -f \"$f\"".to_owned(),
             "shell" => "sh \"$f\"".to_owned(),

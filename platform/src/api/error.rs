@@ -1,0 +1,215 @@
+//! The error shape of DESIGN §9 and the request ID every response carries.
+//!
+//! Handlers return [`ApiError`]; it becomes a response whose JSON body is written by
+//! [`request_context`], the outermost middleware, which knows the request ID. The same
+//! middleware turns every other 4xx/5xx (axum's own rejections: malformed JSON, wrong content
+//! type, oversized body, unknown route) into that shape, so no error leaves as plain text.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+
+/// The request header and response header carrying the request ID.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The ID of the request being served (a UUID), in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// An error a handler answers with: status, stable code and a message for people.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            message,
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// `{"error": {...}}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, and the request ID to quote when reporting it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `not_found`, `bad_request`, `unprocessable`, ...
+    pub code: String,
+    pub message: String,
+    pub request_id: String,
+}
+
+/// The stable code for a status when the error did not come from a handler.
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        StatusCode::SERVICE_UNAVAILABLE => "service_unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    }
+}
+
+/// A usable request ID from the client, or a fresh one.
+fn request_id_of(request: &Request) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| uuid::Uuid::parse_str(v.trim()).ok())
+        .unwrap_or_else(uuid::Uuid::new_v4)
+        .to_string()
+}
+
+/// Outermost middleware: assigns the request ID, writes error bodies, reports server errors.
+pub async fn request_context(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let request_id = request_id_of(&request);
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let session = super::session::session_hint(request.headers());
+
+    let mut response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let (code, message) = match response.extensions_mut().remove::<ApiError>() {
+            Some(e) => (e.code.to_owned(), e.message),
+            None => {
+                let (parts, body) = response.into_parts();
+                let text = axum::body::to_bytes(body, 4096)
+                    .await
+                    .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+                    .unwrap_or_default();
+                response = Response::from_parts(parts, Body::empty());
+                let message = if text.is_empty() {
+                    status
+                        .canonical_reason()
+                        .unwrap_or("request failed")
+                        .to_owned()
+                } else {
+                    text
+                };
+                (code_for(status).to_owned(), message)
+            }
+        };
+        if status.is_server_error() {
+            tracing::error!(%method, %path, request_id, code, message, "request failed");
+            state
+                .report_http_error(&session, &request_id, &method, &path, status, &message)
+                .await;
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                request_id: request_id.clone(),
+            },
+        };
+        let (mut parts, _) = response.into_parts();
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        response = Response::from_parts(parts, Body::from(json));
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_client_error_has_a_code() {
+        for s in [400u16, 401, 403, 404, 405, 409, 413, 415, 422, 503] {
+            let status = StatusCode::from_u16(s).unwrap();
+            assert_ne!(code_for(status), "error", "{s}");
+        }
+        assert_eq!(code_for(StatusCode::BAD_GATEWAY), "internal");
+    }
+
+    #[test]
+    fn client_request_ids_are_kept_only_when_they_are_uuids() {
+        let id = "0b0d3c4e-7f11-4a52-9f5e-1d2c3b4a5f60";
+        let r = Request::builder()
+            .header(REQUEST_ID_HEADER, id)
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(request_id_of(&r), id);
+        let r = Request::builder()
+            .header(REQUEST_ID_HEADER, "<script>")
+            .body(Body::empty())
+            .unwrap();
+        assert!(uuid::Uuid::parse_str(&request_id_of(&r)).is_ok());
+    }
+}

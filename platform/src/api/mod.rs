@@ -1,0 +1,225 @@
+//! The api role: the JSON API of DESIGN §9 (axum), the web UI and terminal websockets.
+//!
+//! Request flow: [`error::request_context`] (request ID, JSON error bodies, `http.error`
+//! events) → body limit → route. Learner routes take a [`session::Learner`] and reach only
+//! that session's livelessons. Work is asked of schedulers through
+//! [`crate::livelesson::client::Client`]; the backend is used directly only for what must be
+//! answered now (terminals, verify checks).
+
+pub mod client_errors;
+pub mod error;
+pub mod http_presentation;
+pub mod lessons;
+pub mod livelessons;
+pub mod openapi;
+pub mod session;
+pub mod terminal;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post, put};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Backend;
+use crate::curriculum::Curriculum;
+use crate::livelesson::client::{Client, ClientError};
+use crate::web::Vendor;
+use antidote_telemetry::event::{Event, kind};
+use antidote_telemetry::rows::Severity;
+use error::ApiError;
+
+/// Largest request body accepted (JSON bodies are small; feedback messages are bounded too).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub client: Client,
+    pub curriculum: Arc<Curriculum>,
+    pub backend: Arc<dyn Backend>,
+    /// Lesson slug → why it cannot run on this backend (`None`: it can).
+    pub availability: Arc<BTreeMap<String, Option<String>>>,
+    pub vendor: Arc<Vendor>,
+    /// Cancelled when the server stops: open terminals end so shutdown does not hang.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(
+        client: Client,
+        curriculum: Arc<Curriculum>,
+        backend: Arc<dyn Backend>,
+        vendor: Vendor,
+    ) -> AppState {
+        let availability = curriculum
+            .lessons
+            .iter()
+            .map(|(slug, l)| {
+                (
+                    slug.clone(),
+                    backend.unavailable_reason(&l.lesson, &curriculum.images),
+                )
+            })
+            .collect();
+        AppState {
+            client,
+            curriculum,
+            backend,
+            availability: Arc::new(availability),
+            vendor: Arc::new(vendor),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Publishes `http.error` for a 5xx answer.
+    pub async fn report_http_error(
+        &self,
+        session_id: &str,
+        request_id: &str,
+        method: &Method,
+        path: &str,
+        status: StatusCode,
+        message: &str,
+    ) {
+        let mut e = Event::new(kind::HTTP_ERROR, "api", Severity::Error)
+            .message(message)
+            .attr("method", method)
+            .attr("path", path)
+            .attr("status", status.as_u16());
+        e.session_id = session_id.to_owned();
+        e.request_id = request_id.to_owned();
+        self.client.event(e).await;
+    }
+}
+
+/// The HTTP answer to a failed livelesson request.
+pub fn client_error(e: ClientError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        ClientError::UnknownLesson(_) | ClientError::UnknownLivelesson(_) => {
+            ApiError::not_found(message)
+        }
+        ClientError::StageOutOfRange { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "stage_out_of_range",
+            message,
+        ),
+        ClientError::UnknownSession(_) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "no_session", message)
+        }
+        ClientError::NotReady { .. } => ApiError::new(StatusCode::CONFLICT, "not_ready", message),
+        ClientError::Store(_) | ClientError::Publish(_) => ApiError::unavailable(message),
+    }
+}
+
+/// The whole HTTP surface: API, UI, health.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/api/v1/sessions", post(session::create))
+        .route("/api/v1/lessons", get(lessons::list))
+        .route("/api/v1/lessons/{slug}", get(lessons::get))
+        .route("/api/v1/livelessons", post(livelessons::create))
+        .route(
+            "/api/v1/livelessons/{id}",
+            get(livelessons::get).delete(livelessons::delete),
+        )
+        .route(
+            "/api/v1/livelessons/{id}/stage",
+            put(livelessons::change_stage),
+        )
+        .route(
+            "/api/v1/livelessons/{id}/keepalive",
+            post(livelessons::keepalive),
+        )
+        .route(
+            "/api/v1/livelessons/{id}/stages/{stage}/verify",
+            post(livelessons::verify),
+        )
+        .route(
+            "/api/v1/livelessons/{id}/endpoints/{endpoint}/terminal",
+            get(terminal::open),
+        )
+        .route("/api/v1/client-errors", post(client_errors::report))
+        .route(
+            "/livelessons/{id}/endpoints/{endpoint}/http/{presentation}",
+            any(http_presentation::redirect),
+        )
+        .route(
+            "/livelessons/{id}/endpoints/{endpoint}/http/{presentation}/",
+            any(http_presentation::root),
+        )
+        .route(
+            "/livelessons/{id}/endpoints/{endpoint}/http/{presentation}/{*path}",
+            any(http_presentation::path),
+        )
+        .merge(crate::web::routes())
+        .fallback(no_route)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            error::request_context,
+        ))
+        .with_state(state)
+}
+
+async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+/// Liveness: the process serves HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive", body = String)))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: NATS is connected (every learner action needs it).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = String),
+        (status = 503, description = "NATS is not connected", body = error::ErrorBody),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.client.js.client().connection_state() {
+        async_nats::connection::State::Connected => "ready".into_response(),
+        other => {
+            ApiError::unavailable(format!("NATS is not connected ({other:?})")).into_response()
+        }
+    }
+}
+
+/// Serves `router` on `listen` until `shutdown`; returns the address actually bound.
+pub async fn serve(
+    state: AppState,
+    listen: &str,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let terminals = state.shutdown.clone();
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.cancelled().await;
+                terminals.cancel();
+            })
+            .await
+    });
+    Ok((addr, task))
+}

@@ -1,0 +1,310 @@
+//! The learner's web UI in a real browser: Debian's headless Chromium driven over WebDriver
+//! (chromedriver, fantoccini) against a whole Antidote in the test process (real NATS, real
+//! local backend). A learner goes catalog → lesson → READY, runs the guide's snippets in the
+//! terminal, resizes it, survives a dropped websocket and moves to the next stage.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fixture;
+use common::stack::Stack;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+
+/// chromedriver on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn browser() -> (Driver, Client) {
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start chromedriver ({e}); install chromium-driver (scripts/test.sh does)"
+            )
+        });
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver {
+        child,
+        port,
+        _profile: profile,
+    };
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                format!("--user-data-dir={}", driver._profile.path().display()),
+                "--window-size=1400,900",
+            ]
+        }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let client = loop {
+        match ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "chromedriver never answered: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    (driver, client)
+}
+
+/// The text of endpoint `name`'s terminal buffer, as xterm.js holds it.
+async fn screen(c: &Client, name: &str) -> String {
+    let v = c
+        .execute(
+            "const t = window.antidote.terminals[arguments[0]]; if (!t) return '';
+             const b = t.term.buffer.active; const out = [];
+             for (let i = 0; i < b.length; i++) out.push(b.getLine(i).translateToString(true));
+             return out.join('\\n');",
+            vec![json!(name)],
+        )
+        .await
+        .unwrap();
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits until `name`'s terminal shows `needle` `times` times.
+async fn wait_screen(c: &Client, name: &str, needle: &str, times: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = screen(c, name).await;
+        if s.matches(needle).count() >= times {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "terminal {name} never showed {needle:?} ×{times}:\n{s}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wait_ready(c: &Client) {
+    c.wait()
+        .at_most(Duration::from_secs(120))
+        .for_element(Locator::Css("body[data-ready='true']"))
+        .await
+        .unwrap_or_else(|e| panic!("the lab never became ready: {e}"));
+}
+
+async fn wait_connected(c: &Client, name: &str) {
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(&format!(
+            ".terminal[data-endpoint='{name}'][data-connected='true']"
+        )))
+        .await
+        .unwrap();
+}
+
+/// Types into the terminal as a person would: keystrokes into xterm's input element.
+async fn type_keys(c: &Client, name: &str, text: &str) {
+    let input = c
+        .find(Locator::Css(&format!(
+            ".terminal[data-endpoint='{name}'] textarea.xterm-helper-textarea"
+        )))
+        .await
+        .unwrap();
+    input.send_keys(text).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_learner_runs_yaml_introduction_in_the_browser() {
+    let stack = Stack::start(fixture()).await;
+    let (_driver, c) = browser().await;
+
+    c.goto(&stack.url("/")).await.unwrap();
+    let napalm = c
+        .find(Locator::Css(
+            "li[data-slug='napalm-multi-vendor-network-automation'] .reason",
+        ))
+        .await
+        .unwrap();
+    assert!(napalm.text().await.unwrap().contains("vqfx-snap1"));
+    c.find(Locator::Css("li[data-slug='yaml-introduction'] a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_ready(&c).await;
+    wait_connected(&c, "linux1").await;
+    let status = c.find(Locator::Id("status")).await.unwrap();
+    assert!(
+        status.text().await.unwrap().contains("reachable 1 of 1"),
+        "{}",
+        status.text().await.unwrap()
+    );
+
+    let buttons = c.find_all(Locator::Css("button.snippet")).await.unwrap();
+    assert!(buttons.len() >= 3, "{} snippet buttons", buttons.len());
+    buttons[0].click().await.unwrap();
+    wait_screen(&c, "linux1", "- NXOS", 1).await;
+    buttons[1].click().await.unwrap();
+    wait_screen(&c, "linux1", ">>>", 5).await;
+    buttons[2].click().await.unwrap();
+    wait_screen(&c, "linux1", "There are 4 values in this YAML file", 1).await;
+
+    c.find(Locator::Id("next-stage"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#guide[data-stage='1']"))
+        .await
+        .unwrap();
+    wait_ready(&c).await;
+    let title = c.find(Locator::Id("stage-title")).await.unwrap();
+    assert!(title.text().await.unwrap().starts_with("Stage 2 of"));
+    let guide = c.find(Locator::Id("guide")).await.unwrap();
+    assert!(!guide.text().await.unwrap().trim().is_empty());
+    // The same livelesson, now at stage 1.
+    let ll: Value = c
+        .execute("return window.antidote.context.livelesson", vec![])
+        .await
+        .unwrap();
+    assert_eq!(ll["stage"], 1, "{ll}");
+    assert_eq!(ll["status"], "READY", "{ll}");
+
+    c.close().await.unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_terminal_resizes_and_reconnects() {
+    let stack = Stack::start(fixture()).await;
+    let (_driver, c) = browser().await;
+
+    c.goto(&stack.url("/lessons/linux-basics")).await.unwrap();
+    wait_ready(&c).await;
+    wait_connected(&c, "linux1").await;
+    let first = c.find(Locator::Css("button.snippet")).await.unwrap();
+    first.click().await.unwrap();
+    wait_screen(&c, "linux1", "/home/antidote\n", 1).await;
+
+    type_keys(&c, "linux1", "stty size\n").await;
+    let before = wait_screen(&c, "linux1", "stty size", 1).await;
+    let size = |s: &str| {
+        s.lines().rev().find_map(|l| {
+            let mut it = l.split_whitespace();
+            match (
+                it.next()?.parse::<u16>(),
+                it.next()?.parse::<u16>(),
+                it.next(),
+            ) {
+                (Ok(r), Ok(c), None) => Some((r, c)),
+                _ => None,
+            }
+        })
+    };
+    // Wait for the answer line after the command.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = before;
+    while size(&s).is_none() {
+        assert!(Instant::now() < deadline, "no stty answer:\n{s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        s = screen(&c, "linux1").await;
+    }
+    let (rows0, cols0) = size(&s).unwrap();
+
+    c.set_window_size(900, 600).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (rows1, cols1) = loop {
+        type_keys(&c, "linux1", "clear; stty size\n").await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let s = screen(&c, "linux1").await;
+        if let Some(sz) = size(&s)
+            && sz != (rows0, cols0)
+        {
+            break sz;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stty size stayed {rows0} {cols0}:\n{s}"
+        );
+    };
+    assert!(
+        cols1 < cols0 && rows1 < rows0,
+        "{rows0}x{cols0} → {rows1}x{cols1}"
+    );
+    // The terminal's own idea of its size is what the shell sees.
+    let xterm: Value = c
+        .execute(
+            "const t = window.antidote.terminals.linux1.term; return [t.rows, t.cols];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(xterm, json!([rows1, cols1]));
+
+    // Drop the websocket: the page says so, reconnects, and the terminal works again.
+    let banner_shown: Value = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const t = window.antidote.terminals.linux1;
+             t.ws.addEventListener('close', () => done(!t.banner.hidden && t.banner.textContent));
+             t.ws.close();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(banner_shown, json!("disconnected — reconnecting…"));
+    wait_connected(&c, "linux1").await;
+    let banner = c
+        .find(Locator::Css(
+            ".terminal[data-endpoint='linux1'] .reconnecting",
+        ))
+        .await
+        .unwrap();
+    assert!(!banner.is_displayed().await.unwrap());
+    type_keys(&c, "linux1", "echo back-$((40+2))\n").await;
+    wait_screen(&c, "linux1", "back-42", 1).await;
+
+    c.close().await.unwrap();
+    stack.stop().await;
+}

@@ -1,0 +1,262 @@
+//! A whole Antidote in the test process: the scheduler with a [`Lab`]'s local backend and
+//! the api role on a free loopback port, on a NATS prefix of its own, against the real NATS
+//! server. What the API, terminal and browser tests talk to over real HTTP.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use antidote_platform::api::AppState;
+use antidote_platform::bus::{self, Layout};
+use antidote_platform::curriculum::Curriculum;
+use antidote_platform::livelesson::client::Client;
+use antidote_platform::scheduler::{Scheduler, SchedulerConfig};
+use antidote_platform::web::Vendor;
+use tokio_util::sync::CancellationToken;
+
+use super::{Lab, nats_url, repo_root};
+
+pub struct Stack {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub client: Client,
+    pub lab: Lab,
+    shutdown: CancellationToken,
+    scheduler: tokio::task::JoinHandle<anyhow::Result<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn nats() -> async_nats::Client {
+    let url = nats_url();
+    async_nats::connect(&url).await.unwrap_or_else(|e| {
+        panic!("cannot reach NATS at {url}: {e}; run deploy/local/services.sh start")
+    })
+}
+
+impl Stack {
+    pub async fn start(curriculum: Curriculum) -> Stack {
+        let lab = Lab::new();
+        let layout = Layout::new(format!(
+            "t{}",
+            antidote_platform::backend::local::random_id(8)
+        ));
+        let curriculum = Arc::new(curriculum);
+        let mut config = SchedulerConfig::new(format!("test-{}", layout.prefix()));
+        config.reachability_timeout = Duration::from_secs(60);
+        let scheduler = Scheduler::new(
+            config,
+            nats().await,
+            layout.clone(),
+            Arc::clone(&curriculum),
+            lab.backend.clone(),
+        )
+        .await
+        .expect("scheduler starts");
+        let shutdown = CancellationToken::new();
+        let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+        let client = Client::new(nats().await, layout, "api")
+            .await
+            .expect("client");
+        let vendor = Vendor::load(&repo_root().join("web/node_modules"));
+        assert!(
+            vendor.missing.is_none(),
+            "{:?} (scripts/test.sh runs npm ci)",
+            vendor.missing
+        );
+        let state = AppState::new(client.clone(), curriculum, lab.backend.clone(), vendor);
+        let (addr, server) = antidote_platform::api::serve(state, "127.0.0.1:0", shutdown.clone())
+            .await
+            .expect("api listens");
+        Stack {
+            base: format!("http://{addr}"),
+            client,
+            lab,
+            shutdown,
+            scheduler,
+            server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Deletes every livelesson, stops both roles and removes the NATS streams and buckets.
+    pub async fn stop(self) {
+        let ids = self
+            .client
+            .store
+            .livelessons
+            .keys()
+            .await
+            .unwrap_or_default();
+        for id in &ids {
+            let _ = self.client.delete(id, "test").await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let left = self
+                .client
+                .store
+                .livelessons
+                .keys()
+                .await
+                .unwrap_or_default();
+            if left.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        let _ = self.scheduler.await;
+        bus::remove(&self.client.js, &self.client.layout).await;
+    }
+}
+
+/// A reqwest client with its own cookie-less state; the session goes in a header.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+/// Creates a session; returns its ID.
+pub async fn session(stack: &Stack) -> String {
+    let r = http()
+        .post(stack.url("/api/v1/sessions"))
+        .send()
+        .await
+        .expect("POST /sessions");
+    assert_eq!(r.status(), 201);
+    let body: serde_json::Value = r.json().await.expect("json");
+    body["session_id"].as_str().expect("session_id").to_owned()
+}
+
+/// Starts a livelesson of `lesson` for `session` and waits until it is READY.
+pub async fn ready_livelesson(stack: &Stack, session: &str, lesson: &str) -> serde_json::Value {
+    let r = http()
+        .post(stack.url("/api/v1/livelessons"))
+        .header("x-antidote-session", session)
+        .json(&serde_json::json!({"lesson": lesson, "stage": 0}))
+        .send()
+        .await
+        .expect("POST /livelessons");
+    assert_eq!(r.status(), 202, "{:?}", r.text().await);
+    let body: serde_json::Value = r.json().await.expect("json");
+    let id = body["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let ll: serde_json::Value = http()
+            .get(stack.url(&format!("/api/v1/livelessons/{id}")))
+            .header("x-antidote-session", session)
+            .send()
+            .await
+            .expect("GET livelesson")
+            .json()
+            .await
+            .expect("json");
+        match ll["status"].as_str() {
+            Some("READY") => return ll,
+            Some("FAILED") => panic!("livelesson failed: {ll}"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "livelesson never READY: {ll}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A terminal websocket as the browser uses it (frames of DESIGN §9).
+pub struct Term {
+    ws: Socket,
+    /// Everything the terminal printed so far (lossy UTF-8).
+    pub screen: String,
+}
+
+/// The websocket request for `endpoint`'s terminal, as `session`.
+pub fn terminal_request(
+    stack: &Stack,
+    session: &str,
+    livelesson: &str,
+    endpoint: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!(
+        "{}/api/v1/livelessons/{livelesson}/endpoints/{endpoint}/terminal?cols=80&rows=24",
+        stack.base.replacen("http://", "ws://", 1)
+    );
+    let mut request = url.into_client_request().expect("ws request");
+    request
+        .headers_mut()
+        .insert("x-antidote-session", session.parse().expect("header"));
+    request
+}
+
+impl Term {
+    pub async fn open(stack: &Stack, session: &str, livelesson: &str, endpoint: &str) -> Term {
+        let request = terminal_request(stack, session, livelesson, endpoint);
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("terminal websocket opens");
+        Term {
+            ws,
+            screen: String::new(),
+        }
+    }
+
+    async fn frame(&mut self, kind: u8, payload: &[u8]) {
+        use futures::SinkExt;
+        let mut frame = vec![kind];
+        frame.extend_from_slice(payload);
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::Binary(
+                frame.into(),
+            ))
+            .await
+            .expect("websocket send");
+    }
+
+    /// Types `text` (a data frame).
+    pub async fn send(&mut self, text: &str) {
+        self.frame(0, text.as_bytes()).await;
+    }
+
+    pub async fn resize(&mut self, cols: u16, rows: u16) {
+        let json = serde_json::json!({"cols": cols, "rows": rows}).to_string();
+        self.frame(1, json.as_bytes()).await;
+    }
+
+    /// Reads until the screen (since the last `expect`) contains `needle`; returns that part.
+    pub async fn expect(&mut self, needle: &str, secs: u64) -> String {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(at) = self.screen.find(needle) {
+                let seen = self.screen[..at + needle.len()].to_owned();
+                self.screen.drain(..at + needle.len());
+                return seen;
+            }
+            let next = tokio::time::timeout_at(deadline, self.ws.next()).await;
+            match next {
+                Ok(Some(Ok(Message::Binary(b)))) => {
+                    assert_eq!(b.first(), Some(&0), "server frames are data frames");
+                    self.screen.push_str(&String::from_utf8_lossy(&b[1..]));
+                }
+                Ok(Some(Ok(Message::Close(c)))) => {
+                    panic!(
+                        "terminal closed ({c:?}) before {needle:?}; screen: {}",
+                        self.screen
+                    )
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => panic!("websocket error {e}; screen: {}", self.screen),
+                Ok(None) => panic!("websocket ended; screen: {}", self.screen),
+                Err(_) => panic!("no {needle:?} within {secs} s; screen: {}", self.screen),
+            }
+        }
+    }
+}
