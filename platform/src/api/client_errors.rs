@@ -21,7 +21,8 @@ pub const MAX_MESSAGE: usize = 2000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientErrorReport {
-    /// What went wrong (at most 2000 characters).
+    /// What went wrong (longer messages are cut to 2000 characters).
+    #[schema(min_length = 1)]
     pub message: String,
     /// Where it was caught (`window.onerror`, `promise`, ...).
     #[serde(default)]

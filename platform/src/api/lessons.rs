@@ -41,7 +41,7 @@ pub struct LessonDetail {
     pub available: bool,
     pub unavailable_reason: Option<String>,
     pub stages: Vec<StageView>,
-    pub endpoints: Vec<EndpointView>,
+    pub endpoints: Vec<TopologyEndpoint>,
 }
 
 /// One stage.
@@ -58,7 +58,7 @@ pub struct StageView {
 
 /// One endpoint of the lesson's topology.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct EndpointView {
+pub struct TopologyEndpoint {
     pub name: String,
     pub image: String,
     pub presentations: Vec<crate::livelesson::PresentationView>,
@@ -176,7 +176,7 @@ pub fn detail(state: &AppState, l: &LoadedLesson) -> LessonDetail {
             .lesson
             .endpoints
             .iter()
-            .map(|e| EndpointView {
+            .map(|e| TopologyEndpoint {
                 name: e.name.clone(),
                 image: e.image.clone(),
                 presentations: e

@@ -15,6 +15,7 @@ use super::error::{ApiError, ErrorBody};
 use super::session::Learner;
 use super::{AppState, client_error};
 use crate::backend::LivelessonSpec;
+use crate::livelesson::client::ClientError;
 use crate::livelesson::{EndpointStatus, Failure, Livelesson, PresentationView, Status};
 
 /// `POST /api/v1/livelessons` body.
@@ -131,17 +132,22 @@ impl From<&Livelesson> for LivelessonView {
 }
 
 impl AppState {
-    /// The livelesson `id` if it belongs to `learner`; 404 otherwise (also for bad IDs).
+    /// The livelesson `id` if it belongs to `learner`; 404 otherwise (also for bad IDs), or
+    /// 401 when the learner's session does not exist. A livelesson that names the session
+    /// proves the session exists, so the common case costs one KV read.
     pub async fn own_livelesson(
         &self,
         learner: &Learner,
         id: &str,
     ) -> Result<Livelesson, ApiError> {
-        let ll = self.client.get(id).await.map_err(client_error)?;
-        if ll.session_id != learner.session_id {
-            return Err(ApiError::not_found(format!("unknown livelesson `{id}`")));
+        match self.client.get(id).await {
+            Ok(ll) if ll.session_id == learner.session_id => Ok(ll),
+            Ok(_) | Err(ClientError::UnknownLivelesson(_)) => {
+                self.require_session(learner).await?;
+                Err(ApiError::not_found(format!("unknown livelesson `{id}`")))
+            }
+            Err(e) => Err(client_error(e)),
         }
-        Ok(ll)
     }
 }
 
@@ -153,10 +159,14 @@ impl AppState {
     request_body = CreateLivelesson,
     responses(
         (status = 202, description = "Queued (or already running)", body = LivelessonView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "No session", body = ErrorBody),
         (status = 404, description = "Unknown lesson", body = ErrorBody),
         (status = 409, description = "The lesson cannot run on this installation", body = ErrorBody),
-        (status = 422, description = "Stage out of range or malformed body", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Stage out of range, unknown fields or wrong types", body = ErrorBody),
+        (status = 503, description = "NATS unreachable", body = ErrorBody),
     )
 )]
 pub async fn create(
@@ -164,6 +174,7 @@ pub async fn create(
     learner: Learner,
     Json(body): Json<CreateLivelesson>,
 ) -> Result<(StatusCode, Json<LivelessonView>), ApiError> {
+    state.require_session(&learner).await?;
     state.lesson(&body.lesson)?;
     if let Some(reason) = state.unavailable_reason(&body.lesson) {
         return Err(ApiError::new(
@@ -195,6 +206,7 @@ pub async fn create(
         (status = 200, description = "The livelesson", body = LivelessonView),
         (status = 401, description = "No session", body = ErrorBody),
         (status = 404, description = "Not a livelesson of this session", body = ErrorBody),
+        (status = 503, description = "NATS unreachable", body = ErrorBody),
     )
 )]
 pub async fn get(
@@ -215,10 +227,14 @@ pub async fn get(
     request_body = StageChange,
     responses(
         (status = 202, description = "Stage change queued", body = Accepted),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "No session", body = ErrorBody),
         (status = 404, description = "Not a livelesson of this session", body = ErrorBody),
         (status = 409, description = "Not READY", body = ErrorBody),
-        (status = 422, description = "Stage out of range or malformed body", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Stage out of range, unknown fields or wrong types", body = ErrorBody),
+        (status = 503, description = "NATS unreachable", body = ErrorBody),
     )
 )]
 pub async fn change_stage(
@@ -252,6 +268,7 @@ pub async fn change_stage(
         (status = 204, description = "Refreshed"),
         (status = 401, description = "No session", body = ErrorBody),
         (status = 404, description = "Not a livelesson of this session", body = ErrorBody),
+        (status = 503, description = "NATS unreachable", body = ErrorBody),
     )
 )]
 pub async fn keepalive(
@@ -274,6 +291,7 @@ pub async fn keepalive(
         (status = 202, description = "Deletion queued", body = Accepted),
         (status = 401, description = "No session", body = ErrorBody),
         (status = 404, description = "Not a livelesson of this session", body = ErrorBody),
+        (status = 503, description = "NATS unreachable", body = ErrorBody),
     )
 )]
 pub async fn delete(

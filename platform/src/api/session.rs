@@ -41,7 +41,11 @@ pub fn session_hint(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-/// A request from a known learner session.
+/// A request that names a learner session (well-formed ID in the cookie or header).
+///
+/// The extractor does not look the session up: a route confirms it either by finding a
+/// livelesson that belongs to it ([`AppState::own_livelesson`], one KV read for the common
+/// case) or with [`AppState::require_session`].
 #[derive(Debug, Clone)]
 pub struct Learner {
     pub session_id: String,
@@ -50,13 +54,20 @@ pub struct Learner {
 impl FromRequestParts<AppState> for Learner {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Learner, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Learner, ApiError> {
         let id = session_hint(&parts.headers);
         if id.is_empty() {
             return Err(no_session());
         }
-        match state.client.store.sessions.get(&id).await {
-            Ok(Some(_)) => Ok(Learner { session_id: id }),
+        Ok(Learner { session_id: id })
+    }
+}
+
+impl AppState {
+    /// 401 unless the learner's session exists.
+    pub async fn require_session(&self, learner: &Learner) -> Result<(), ApiError> {
+        match self.client.store.sessions.get(&learner.session_id).await {
+            Ok(Some(_)) => Ok(()),
             Ok(None) => Err(no_session()),
             Err(e) => Err(ApiError::unavailable(format!(
                 "cannot read the session store: {e}"

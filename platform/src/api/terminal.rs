@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -126,6 +126,7 @@ fn resolve(
         (status = 101, description = "Websocket: frames `0`+data both ways, `1`+`{\"cols\":N,\"rows\":N}` to resize"),
         (status = 400, description = "Not a websocket request, or not an ssh presentation", body = ErrorBody),
         (status = 401, description = "No session", body = ErrorBody),
+        (status = 403, description = "The page that asked is another site's", body = ErrorBody),
         (status = 404, description = "Not a livelesson of this session, or no such endpoint", body = ErrorBody),
         (status = 409, description = "The endpoint is not reachable yet", body = ErrorBody),
     )
@@ -135,8 +136,16 @@ pub async fn open(
     learner: Learner,
     Path((id, endpoint)): Path<(String, String)>,
     Query(query): Query<TerminalQuery>,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    if !same_origin(&headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "terminals open only from this site's own pages",
+        ));
+    }
     let ll = state.own_livelesson(&learner, &id).await?;
     let target = resolve(&state, ll, &endpoint, query.presentation.as_deref())?;
     let upgrade = upgrade.map_err(|e| {
@@ -154,6 +163,20 @@ pub async fn open(
         .on_upgrade(move |socket| async move {
             bridge(state, target, socket, cols, rows).await;
         }))
+}
+
+/// Browsers send `Origin` on websocket handshakes; another site's page must not open a
+/// learner's terminal with the learner's cookie. Clients that send no `Origin` (API clients,
+/// tests) are not browsers and pass.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
 fn terminal_event(target: &Target, kind: &str, severity: Severity) -> Event {
@@ -284,4 +307,26 @@ async fn bridge(state: AppState, target: Target, mut socket: WebSocket, cols: u3
         .message(format!("terminal closed: {reason}"))
         .attr("duration_ms", started.elapsed().as_millis());
     state.client.event(closed).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_own_pages_open_terminals() {
+        let check = |origin: Option<&str>, host: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, host.parse().unwrap());
+            if let Some(o) = origin {
+                h.insert(header::ORIGIN, o.parse().unwrap());
+            }
+            same_origin(&h)
+        };
+        assert!(check(None, "127.0.0.1:8080"));
+        assert!(check(Some("http://127.0.0.1:8080"), "127.0.0.1:8080"));
+        assert!(check(Some("https://Labs.example"), "labs.example"));
+        assert!(!check(Some("http://evil.example"), "127.0.0.1:8080"));
+        assert!(!check(Some("null"), "127.0.0.1:8080"));
+    }
 }
