@@ -140,13 +140,20 @@ impl AppState {
         learner: &Learner,
         id: &str,
     ) -> Result<Livelesson, ApiError> {
-        match self.client.get(id).await {
-            Ok(ll) if ll.session_id == learner.session_id => Ok(ll),
-            Ok(_) | Err(ClientError::UnknownLivelesson(_)) => {
+        let found = if crate::backend::local::is_id(id, 10) {
+            self.livelessons
+                .get(id)
+                .await
+                .map_err(|e| client_error(ClientError::Store(e)))?
+        } else {
+            None
+        };
+        match found {
+            Some(ll) if ll.session_id == learner.session_id => Ok(Livelesson::clone(&ll)),
+            _ => {
                 self.require_session(learner).await?;
                 Err(ApiError::not_found(format!("unknown livelesson `{id}`")))
             }
-            Err(e) => Err(client_error(e)),
         }
     }
 }

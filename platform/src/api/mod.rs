@@ -30,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::Backend;
 use crate::curriculum::Curriculum;
 use crate::livelesson::client::{Client, ClientError};
+use crate::livelesson::view::View;
+use crate::livelesson::{Livelesson, Session};
 use crate::web::Vendor;
 use antidote_telemetry::event::{Event, kind};
 use antidote_telemetry::rows::Severity;
@@ -47,8 +49,11 @@ pub struct AppState {
     /// Lesson slug → why it cannot run on this backend (`None`: it can).
     pub availability: Arc<BTreeMap<String, Option<String>>>,
     pub vendor: Arc<Vendor>,
-    /// Cancelled when the server stops: open terminals end so shutdown does not hang.
+    /// Cancelled when the server stops: open terminals and bucket watches end.
     pub shutdown: CancellationToken,
+    /// In-memory copies of the KV buckets for the reads every page polls.
+    pub livelessons: View<Livelesson>,
+    pub sessions: View<Session>,
 }
 
 impl AppState {
@@ -68,13 +73,16 @@ impl AppState {
                 )
             })
             .collect();
+        let shutdown = CancellationToken::new();
         AppState {
+            livelessons: View::follow(client.store.livelessons.clone(), shutdown.clone()),
+            sessions: View::follow(client.store.sessions.clone(), shutdown.clone()),
             client,
             curriculum,
             backend,
             availability: Arc::new(availability),
             vendor: Arc::new(vendor),
-            shutdown: CancellationToken::new(),
+            shutdown,
         }
     }
 

@@ -66,7 +66,7 @@ impl FromRequestParts<AppState> for Learner {
 impl AppState {
     /// 401 unless the learner's session exists.
     pub async fn require_session(&self, learner: &Learner) -> Result<(), ApiError> {
-        match self.client.store.sessions.get(&learner.session_id).await {
+        match self.sessions.get(&learner.session_id).await {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err(no_session()),
             Err(e) => Err(ApiError::unavailable(format!(

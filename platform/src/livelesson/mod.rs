@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod store;
+pub mod view;
 
 use serde::{Deserialize, Serialize};
 

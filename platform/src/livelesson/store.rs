@@ -33,11 +33,20 @@ pub enum StoreError {
 }
 
 /// A bucket of JSON values of type `T`.
-#[derive(Clone)]
 pub struct Bucket<T> {
     kv: kv::Store,
     name: String,
     _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Bucket<T> {
+    fn clone(&self) -> Self {
+        Bucket {
+            kv: self.kv.clone(),
+            name: self.name.clone(),
+            _t: PhantomData,
+        }
+    }
 }
 
 /// What an update closure decided.
@@ -171,6 +180,14 @@ impl<T: Serialize + DeserializeOwned> Bucket<T> {
     /// A stream of changes to `key` from now on (read the current value after starting it).
     pub async fn watch(&self, key: &str) -> Result<kv::Watch, StoreError> {
         self.kv.watch(key).await.map_err(|e| self.kv_err(e))
+    }
+
+    /// The last value of every key matching `keys` (`>`: all), then every change.
+    pub async fn watch_history(&self, keys: &str) -> Result<kv::Watch, StoreError> {
+        self.kv
+            .watch_with_history(keys)
+            .await
+            .map_err(|e| self.kv_err(e))
     }
 
     /// Decodes a watched entry: `None` when the key was deleted.
