@@ -473,3 +473,46 @@ async fn http_presentations_reach_only_their_own_session() {
     assert_error(r, 401, "no_session").await;
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn people_get_error_pages_and_programs_get_json() {
+    let stack = Stack::start(bundled()).await;
+    let c = http();
+    for (path, status, text) in [
+        (
+            "/lessons/no-such-lesson",
+            404,
+            "unknown lesson `no-such-lesson`",
+        ),
+        ("/lessons/bash-basics?stage=9", 404, "there is no stage 9"),
+        (
+            "/lessons/bash-basics?stage=two",
+            400,
+            "stage must be a number",
+        ),
+        ("/no/such/page", 404, "no route for GET /no/such/page"),
+    ] {
+        let r = c.get(stack.url(path)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(r.headers().contains_key("x-request-id"));
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains(&common::stack::escape_html(text)),
+            "{path}: {html}"
+        );
+        assert!(html.contains(r#"href="/""#), "{path}: a way back");
+    }
+    let r = c
+        .get(stack.url("/api/v1/no-such-route"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 404, "not_found").await;
+    stack.stop().await;
+}

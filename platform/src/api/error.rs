@@ -4,6 +4,7 @@
 //! [`request_context`], the outermost middleware, which knows the request ID. The same
 //! middleware turns every other 4xx/5xx (axum's own rejections: malformed JSON, wrong content
 //! type, oversized body, unknown route) into that shape, so no error leaves as plain text.
+//! The web UI's pages answer their errors as HTML pages of their own, left alone here.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -132,11 +133,14 @@ pub async fn request_context(
 
     let mut response = next.run(request).await;
     let status = response.status();
-    let is_json = response
+    // JSON errors pass as they are, and so do the UI's own error pages (HTML for people).
+    let already_shaped = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if (status.is_client_error() || status.is_server_error()) && !already_shaped {
         let (code, message) = match response.extensions_mut().remove::<ApiError>() {
             Some(e) => (e.code.to_owned(), e.message),
             None => {

@@ -180,8 +180,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+/// Unknown routes: a JSON error for programs (`/api/…`), a page for people elsewhere.
+async fn no_route(method: Method, uri: axum::http::Uri) -> Response {
+    let e = ApiError::not_found(format!("no route for {method} {}", uri.path()));
+    if uri.path().starts_with("/api/") || method != Method::GET {
+        e.into_response()
+    } else {
+        crate::web::error_page(e)
+    }
 }
 
 /// Liveness: the process serves HTTP.

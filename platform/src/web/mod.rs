@@ -197,7 +197,35 @@ struct LessonQuery {
     stage: Option<usize>,
 }
 
+/// An error as a page for people (the API's JSON shape is for programs).
+pub fn error_page(e: ApiError) -> Response {
+    let body = format!(
+        r#"<main class="catalog"><h1>{}</h1><p class="error" id="page-error">{}</p><p><a href="/">Back to the lessons</a></p></main>"#,
+        escape(e.status.canonical_reason().unwrap_or("Error")),
+        escape(&e.message)
+    );
+    (e.status, page("Error", &body, "")).into_response()
+}
+
 async fn lesson_page(
+    state: State<AppState>,
+    slug: UrlPath<String>,
+    query: Result<Query<LessonQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(q) => q,
+        Err(e) => {
+            return error_page(ApiError::bad_request(format!(
+                "the address is malformed: {e} (stage must be a number)"
+            )));
+        }
+    };
+    lesson_html(state, slug, query)
+        .await
+        .unwrap_or_else(error_page)
+}
+
+async fn lesson_html(
     State(state): State<AppState>,
     UrlPath(slug): UrlPath<String>,
     Query(query): Query<LessonQuery>,

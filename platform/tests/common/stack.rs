@@ -260,3 +260,8 @@ impl Term {
         }
     }
 }
+
+/// `text` as the UI escapes it in HTML.
+pub fn escape_html(text: &str) -> String {
+    antidote_platform::web::escape(text)
+}
