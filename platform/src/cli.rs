@@ -48,6 +48,8 @@ pub enum Command {
         local: LocalArgs,
         #[command(flatten)]
         scheduler: SchedulerArgs,
+        #[command(flatten)]
+        metrics: MetricsArgs,
     },
     /// Run the api role: the JSON API, the web UI and the terminals.
     Api {
@@ -112,6 +114,8 @@ pub enum Command {
         /// Flush waiting events at least this often.
         #[arg(long, env = "ANTIDOTE_INGEST_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
         flush_interval: Duration,
+        #[command(flatten)]
+        metrics: MetricsArgs,
     },
     /// Start, list and stop livelessons (for operators; learners use the web UI).
     Lesson {
@@ -190,6 +194,15 @@ impl SchedulerArgs {
         config.configure_timeout = self.configure_timeout;
         config
     }
+}
+
+/// Where a role without the api serves its Prometheus metrics.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MetricsArgs {
+    /// Serve `/metrics` (and `/healthz`) on this address, e.g. 0.0.0.0:9100 (default: not
+    /// served; the api role always serves `/metrics`).
+    #[arg(long, env = "ANTIDOTE_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
 }
 
 /// Settings of the api role.
@@ -311,10 +324,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             common,
             local,
             scheduler,
+            metrics,
         } => runtime()?.block_on(crate::operator::run_scheduler(
             common,
             local,
             scheduler.config(),
+            metrics,
         )),
         Command::Api { common, local, api } => {
             runtime()?.block_on(crate::operator::run_api(common, local, api))
@@ -346,6 +361,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             database,
             batch_size,
             flush_interval,
+            metrics,
         } => {
             if batch_size == 0 {
                 anyhow::bail!("--batch-size must be at least 1");
@@ -360,6 +376,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &prefix,
                 &clickhouse_url,
                 config,
+                metrics,
             ))
         }
     }

@@ -9,6 +9,7 @@
 //!
 //! Spans, logs and feedback join later (DESIGN §7); they follow the same shape.
 
+use antidote_telemetry::metrics::{self, metrics};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -138,6 +139,13 @@ impl Ingest {
             };
             while let Some(msg) = messages.next().await {
                 let Ok(msg) = msg else { break };
+                if let Ok(info) = msg.info() {
+                    // What the stream still holds for us beyond this message.
+                    metrics()
+                        .ingest_lag
+                        .get_or_create(&metrics::stream("events"))
+                        .set(i64::try_from(info.pending).unwrap_or(i64::MAX));
+                }
                 match serde_json::from_slice::<Event>(&msg.payload) {
                     Ok(event) => {
                         batch.push((EventRow::from(&event), msg));
@@ -172,6 +180,10 @@ impl Ingest {
                 Ok(()) => break,
                 Err(e) => {
                     self.stats.insert_failures.fetch_add(1, Ordering::Relaxed);
+                    metrics()
+                        .ingest_failures
+                        .get_or_create(&metrics::stream("events"))
+                        .inc();
                     if !logged {
                         tracing::error!(error = %e, events = batch.len(), "ClickHouse rejected or missed a batch; keeping it in JetStream and retrying");
                         logged = true;
@@ -191,6 +203,12 @@ impl Ingest {
             tracing::info!("ClickHouse is back; ingest caught up with the held batch");
         }
         let n = batch.len() as u64;
+        let labels = metrics::stream("events");
+        metrics()
+            .ingest_batch_size
+            .get_or_create(&labels)
+            .observe(n as f64);
+        metrics().ingest_rows.get_or_create(&labels).inc_by(n);
         let acks = batch
             .drain(..)
             .map(|(_, msg)| async move { msg.ack().await });

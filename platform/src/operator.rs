@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::local::{LocalBackend, LocalConfig};
 use crate::bus::Layout;
-use crate::cli::{ApiArgs, Common, LessonCommand, LocalArgs};
+use crate::cli::{ApiArgs, Common, LessonCommand, LocalArgs, MetricsArgs};
 use crate::curriculum::{self, Curriculum};
 use crate::livelesson::client::Client;
 use crate::livelesson::{EndpointStatus, Livelesson, Status, now_ms};
@@ -62,8 +62,11 @@ pub async fn run_scheduler(
     common: Common,
     local: LocalArgs,
     config: SchedulerConfig,
+    metrics: MetricsArgs,
 ) -> anyhow::Result<ExitCode> {
     init_logging();
+    let shutdown = shutdown_on_signal();
+    serve_metrics(&metrics, &shutdown).await?;
     let curriculum = Arc::new(load_curriculum(&common)?);
     let backend = LocalBackend::new(LocalConfig::new(&local.local_state_dir))
         .context("cannot prepare the local backend")?;
@@ -77,7 +80,7 @@ pub async fn run_scheduler(
         Arc::new(backend),
     )
     .await?;
-    scheduler.run(shutdown_on_signal()).await?;
+    scheduler.run(shutdown).await?;
     tracing::info!("scheduler stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -239,6 +242,15 @@ pub async fn run_up(settings: UpSettings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Serves `/metrics` for a role without the api, when asked to.
+async fn serve_metrics(args: &MetricsArgs, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    if let Some(listen) = &args.metrics_listen {
+        let addr = crate::api::serve_metrics(listen, shutdown.clone()).await?;
+        tracing::info!(%addr, "metrics at /metrics");
+    }
+    Ok(())
+}
+
 /// A token cancelled by SIGINT or SIGTERM.
 fn shutdown_on_signal() -> CancellationToken {
     let shutdown = CancellationToken::new();
@@ -264,8 +276,11 @@ pub async fn run_ingest(
     prefix: &str,
     clickhouse_url: &str,
     config: crate::ingest::IngestConfig,
+    metrics: MetricsArgs,
 ) -> anyhow::Result<ExitCode> {
     init_logging();
+    let shutdown = shutdown_on_signal();
+    serve_metrics(&metrics, &shutdown).await?;
     let nats = async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(5))
         .connect(nats_url)
@@ -274,7 +289,7 @@ pub async fn run_ingest(
     let client = antidote_telemetry::clickhouse_client::client(clickhouse_url);
     tracing::info!(clickhouse = clickhouse_url, database = %config.database, "ingest starting");
     let ingest = crate::ingest::Ingest::new(config, nats, Layout::new(prefix), client).await?;
-    ingest.run(shutdown_on_signal()).await?;
+    ingest.run(shutdown).await?;
     tracing::info!("ingest stopped");
     Ok(ExitCode::SUCCESS)
 }

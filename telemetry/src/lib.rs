@@ -1,10 +1,12 @@
 //! Telemetry for Antidote: the ClickHouse schema and its migrations, the row types of the
-//! contract tables, and the ClickHouse client settings every role shares.
+//! contract tables, the ClickHouse client settings every role shares, the event model and
+//! the Prometheus metrics.
 //!
-//! Later parts (tracing setup, context propagation, the ingest sink, metrics) live here too;
+//! Later parts (tracing setup, context propagation, the span and log sinks) live here too;
 //! see ARCHITECTURE.md.
 
 pub mod clickhouse_client;
 pub mod event;
+pub mod metrics;
 pub mod rows;
 pub mod schema;

@@ -6,7 +6,11 @@
 //! type, oversized body, unknown route) into that shape, so no error leaves as plain text.
 //! The web UI's pages answer their errors as HTML pages of their own, left alone here.
 
+use std::time::Instant;
+
+use antidote_telemetry::metrics::{HttpLabels, RouteLabels, metrics};
 use axum::body::Body;
+use axum::extract::MatchedPath;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -130,9 +134,29 @@ pub async fn request_context(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let session = super::session::session_hint(request.headers());
+    // The route as declared (`/api/v1/livelessons/{id}`): metric labels never carry IDs.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
 
     let mut response = next.run(request).await;
     let status = response.status();
+    let m = metrics();
+    m.http_requests
+        .get_or_create(&HttpLabels {
+            method: method.to_string(),
+            route: route.clone(),
+            status: status.as_u16(),
+        })
+        .inc();
+    m.http_duration
+        .get_or_create(&RouteLabels {
+            method: method.to_string(),
+            route,
+        })
+        .observe(started.elapsed().as_secs_f64());
     // JSON errors pass as they are, and so do the UI's own error pages (HTML for people).
     let already_shaped = response
         .headers()

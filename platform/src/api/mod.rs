@@ -132,6 +132,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/sessions", post(session::create))
         .route("/api/v1/lessons", get(lessons::list))
@@ -213,6 +214,72 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             ApiError::unavailable(format!("NATS is not connected ({other:?})")).into_response()
         }
     }
+}
+
+/// Prometheus metrics of this process (OpenMetrics text). Livelessons by state are counted
+/// from the livelessons bucket at scrape time, so every api replica reports the same.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text"))
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    use crate::livelesson::Status;
+    match state.livelessons.values().await {
+        Ok(all) => {
+            let count = |s: Status| {
+                i64::try_from(all.iter().filter(|ll| ll.status == s).count()).unwrap_or(i64::MAX)
+            };
+            antidote_telemetry::metrics::metrics().set_livelessons(
+                [
+                    Status::Initialized,
+                    Status::Booting,
+                    Status::Configuring,
+                    Status::Ready,
+                    Status::Failed,
+                ]
+                .map(|s| (s.as_str(), count(s))),
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count livelessons for /metrics"),
+    }
+    exposition()
+}
+
+/// This process's metrics as an HTTP answer.
+fn exposition() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            antidote_telemetry::metrics::CONTENT_TYPE,
+        )],
+        antidote_telemetry::metrics::encode(),
+    )
+        .into_response()
+}
+
+/// `/metrics` and `/healthz` alone, for the roles that run no api (scheduler, ingest).
+pub async fn serve_metrics(
+    listen: &str,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen} for metrics: {e}"))?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(|| async { exposition() }));
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "metrics server failed");
+        }
+    });
+    Ok(addr)
 }
 
 /// Serves `router` on `listen` until `shutdown`; returns the address actually bound.

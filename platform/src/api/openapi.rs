@@ -15,6 +15,7 @@ use super::{client_errors, error, lessons, livelessons, session, terminal};
     paths(
         super::healthz,
         super::readyz,
+        super::metrics,
         session::create,
         lessons::list,
         lessons::get,

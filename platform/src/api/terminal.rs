@@ -21,6 +21,7 @@ use super::session::Learner;
 use crate::backend::ssh;
 use crate::livelesson::{EndpointStatus, Livelesson, Status};
 use antidote_telemetry::event::{Event, kind};
+use antidote_telemetry::metrics::metrics;
 use antidote_telemetry::rows::Severity;
 
 /// Largest websocket message accepted from a browser (a paste of a long snippet fits).
@@ -165,6 +166,23 @@ pub async fn open(
         }))
 }
 
+/// Counts a terminal in `antidote_terminals_open` for as long as it lives, however the
+/// bridge ends.
+struct OpenTerminal;
+
+impl OpenTerminal {
+    fn count() -> OpenTerminal {
+        metrics().terminals_open.inc();
+        OpenTerminal
+    }
+}
+
+impl Drop for OpenTerminal {
+    fn drop(&mut self) {
+        metrics().terminals_open.dec();
+    }
+}
+
 /// Browsers send `Origin` on websocket handshakes; another site's page must not open a
 /// learner's terminal with the learner's cookie. Clients that send no `Origin` (API clients,
 /// tests) are not browsers and pass.
@@ -232,6 +250,7 @@ async fn bridge(state: AppState, target: Target, mut socket: WebSocket, cols: u3
             return;
         }
     };
+    let _open = OpenTerminal::count();
     let opened = terminal_event(&target, kind::TERMINAL_OPENED, Severity::Info)
         .message(format!("terminal opened on {}", target.endpoint));
     state.client.event(opened).await;

@@ -81,6 +81,22 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> View<T> {
             .and_then(|m| m.get(key).cloned())
     }
 
+    /// Every value: from memory when the copy is current, from KV otherwise.
+    pub async fn values(&self) -> Result<Vec<Arc<T>>, StoreError> {
+        if self.shared.current.load(Ordering::Acquire)
+            && let Ok(map) = self.shared.values.read()
+        {
+            return Ok(map.values().cloned().collect());
+        }
+        Ok(self
+            .bucket
+            .values()
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect())
+    }
+
     async fn run(&self) {
         let mut backoff = Duration::from_millis(100);
         loop {

@@ -26,6 +26,7 @@ use crate::curriculum::model::PresentationType;
 use crate::livelesson::store::{Change, Store, StoreError};
 use crate::livelesson::{EndpointStatus, Failure, Livelesson, Request, Status, now_ms};
 use antidote_telemetry::event::{Event, kind};
+use antidote_telemetry::metrics::{self, metrics};
 use antidote_telemetry::rows::Severity;
 
 /// Settings of the scheduler.
@@ -377,6 +378,12 @@ impl Scheduler {
         match result {
             Ok(()) => {
                 if let Ok(ll) = self.set_status(&ll.id, Status::Ready).await {
+                    // From the request (queueing included) to READY.
+                    let secs = now_ms().saturating_sub(ll.created_at) as f64 / 1000.0;
+                    metrics()
+                        .time_to_ready
+                        .get_or_create(&metrics::lesson(&ll.lesson, self.backend.name()))
+                        .observe(secs);
                     let e = self
                         .event(&ll, kind::LIVELESSON_READY, Severity::Info)
                         .attr("duration_ms", started.elapsed().as_millis())
@@ -495,6 +502,10 @@ impl Scheduler {
                                     }
                                 })
                                 .await?;
+                            metrics()
+                                .reachability_failures
+                                .get_or_create(&metrics::lesson(&ll.lesson, self.backend.name()))
+                                .inc();
                             let ev = self
                                 .endpoint_event(
                                     &ll,
@@ -602,6 +613,10 @@ impl Scheduler {
                     .attr("output_tail", tail_chars(&run.output, 2000));
             }
             if let Some(msg) = &error {
+                metrics()
+                    .configuration_failures
+                    .get_or_create(&metrics::lesson(&ll.lesson, self.backend.name()))
+                    .inc();
                 ev = ev.message(msg.clone());
                 failure.get_or_insert(StepError::new("configure", msg.clone()));
             }
@@ -646,6 +661,10 @@ impl Scheduler {
         // Invariant: a FAILED livelesson has no instances left, so tear down first.
         self.teardown(&ll).await;
         let ll = self.set_status(&ll.id, Status::Failed).await.unwrap_or(ll);
+        metrics()
+            .livelesson_failures
+            .get_or_create(&metrics::lesson(&ll.lesson, self.backend.name()))
+            .inc();
         let e = self
             .event(&ll, kind::LIVELESSON_FAILED, Severity::Error)
             .message(failure.message.clone())

@@ -34,6 +34,14 @@ async fn nats() -> async_nats::Client {
 
 impl Stack {
     pub async fn start(curriculum: Curriculum) -> Stack {
+        Stack::start_with(curriculum, |_| {}).await
+    }
+
+    /// Like [`Stack::start`], with the scheduler's settings adjusted by `tune`.
+    pub async fn start_with(
+        curriculum: Curriculum,
+        tune: impl FnOnce(&mut SchedulerConfig),
+    ) -> Stack {
         let lab = Lab::new();
         let layout = Layout::new(format!(
             "t{}",
@@ -42,6 +50,7 @@ impl Stack {
         let curriculum = Arc::new(curriculum);
         let mut config = SchedulerConfig::new(format!("test-{}", layout.prefix()));
         config.reachability_timeout = Duration::from_secs(60);
+        tune(&mut config);
         let scheduler = Scheduler::new(
             config,
             nats().await,
