@@ -18,10 +18,15 @@ use_build_cache() {
         export CARGO_TARGET_DIR=/var/cache/antidote/target
         # Cargo names this project's own artifacts the same in every checkout and judges them
         # by file times, so a build from another checkout can look newer than our sources.
-        # Fresh times on our sources make cargo rebuild our crates (the third-party ones stay
-        # cached), so a shared cache never serves another checkout's code.
-        (cd "$ROOT" && git ls-files -z -- Cargo.toml platform telemetry feedback tests 2>/dev/null |
-            xargs -0 -r touch)
+        # When the cache was last used by another checkout, fresh times on our sources make
+        # cargo rebuild our crates (the third-party ones stay cached), so a shared cache never
+        # serves another checkout's code; the same checkout again rebuilds only what changed.
+        local stamp=/var/cache/antidote/target/.last-checkout
+        if [ "$(cat "$stamp" 2>/dev/null)" != "$ROOT" ]; then
+            (cd "$ROOT" && git ls-files -z -- Cargo.toml platform telemetry feedback tests 2>/dev/null |
+                xargs -0 -r touch)
+            echo "$ROOT" >"$stamp"
+        fi
     fi
     say "build output in ${CARGO_TARGET_DIR:-$ROOT/target}"
 }

@@ -361,6 +361,29 @@ async fn verify_fails_before_the_work_and_passes_after_it() {
         assert_eq!(r.status(), 200);
         r.json::<Value>().await.unwrap()
     };
+    // Only the stage the livelesson is at can be checked.
+    let r = http()
+        .post(stack.url(&format!("/api/v1/livelessons/{id}/stages/1/verify")))
+        .header("x-antidote-session", &s)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 409, "wrong_stage").await;
+    let lesson: Value = http()
+        .get(stack.url("/api/v1/lessons/bash-basics"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(lesson["stages"][0]["hints"].as_array().unwrap().len(), 2);
+    assert!(
+        lesson["stages"][0]["solution"]
+            .as_str()
+            .unwrap()
+            .contains("mkdir")
+    );
     let before = verify().await;
     assert_eq!(before["passed"], false, "{before}");
     assert!(
@@ -488,7 +511,7 @@ async fn people_get_error_pages_and_programs_get_json() {
         (
             "/lessons/bash-basics?stage=two",
             400,
-            "stage must be a number",
+            "stage must be a whole number",
         ),
         ("/no/such/page", 404, "no route for GET /no/such/page"),
     ] {

@@ -10,8 +10,8 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::fixture;
 use common::stack::Stack;
+use common::{bundled, fixture};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
@@ -252,7 +252,8 @@ async fn the_terminal_resizes_and_reconnects() {
     }
     let (rows0, cols0) = size(&s).unwrap();
 
-    c.set_window_size(900, 600).await.unwrap();
+    // Still above the narrow-screen breakpoint (900 px), so the lab keeps its column.
+    c.set_window_size(1100, 600).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let (rows1, cols1) = loop {
         type_keys(&c, "linux1", "clear; stty size\n").await;
@@ -304,6 +305,84 @@ async fn the_terminal_resizes_and_reconnects() {
     assert!(!banner.is_displayed().await.unwrap());
     type_keys(&c, "linux1", "echo back-$((40+2))\n").await;
     wait_screen(&c, "linux1", "back-42", 1).await;
+
+    c.close().await.unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_learner_uses_hints_and_verify_to_finish_a_stage() {
+    let stack = Stack::start(bundled()).await;
+    let (_driver, c) = browser().await;
+
+    c.goto(&stack.url("/lessons/bash-basics")).await.unwrap();
+    wait_ready(&c).await;
+    wait_connected(&c, "linux1").await;
+
+    let hint = c.find(Locator::Id("hint")).await.unwrap();
+    let shown = || async {
+        let mut n = 0;
+        for li in c.find_all(Locator::Css("#hints li")).await.unwrap() {
+            if li.is_displayed().await.unwrap() {
+                n += 1;
+            }
+        }
+        n
+    };
+    assert_eq!(shown().await, 0);
+    hint.click().await.unwrap();
+    assert_eq!(shown().await, 1);
+    let first = c.find(Locator::Css("#hints li")).await.unwrap();
+    assert!(
+        first
+            .html(true)
+            .await
+            .unwrap()
+            .contains("<code>mkdir notes</code>")
+    );
+    hint.click().await.unwrap();
+    assert_eq!(shown().await, 2);
+    assert!(!hint.is_enabled().await.unwrap(), "no more hints");
+    let solution = c.find(Locator::Css("#solution summary")).await.unwrap();
+    solution.click().await.unwrap();
+    let code = c.find(Locator::Css("#solution pre")).await.unwrap();
+    assert!(
+        code.text()
+            .await
+            .unwrap()
+            .contains("echo hello > ~/notes/hello.txt")
+    );
+
+    let verify = c.find(Locator::Id("verify")).await.unwrap();
+    assert_eq!(verify.text().await.unwrap(), "Verify");
+    let result = c.find(Locator::Id("verify-result")).await.unwrap();
+    verify.click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !result.text().await.unwrap().contains("Not yet") {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            result.text().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    type_keys(
+        &c,
+        "linux1",
+        "mkdir -p ~/notes && echo hello > ~/notes/hello.txt && echo ok-$((3*3))\n",
+    )
+    .await;
+    wait_screen(&c, "linux1", "ok-9", 1).await;
+    verify.click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !result.text().await.unwrap().contains("Passed") {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            result.text().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     c.close().await.unwrap();
     stack.stop().await;

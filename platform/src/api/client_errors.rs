@@ -71,13 +71,15 @@ pub async fn report(
         .message(clip(&body.message, MAX_MESSAGE));
     e.session_id = session_hint(&headers);
     if let Some(id) = body.livelesson_id.as_deref().filter(|id| is_id(id, 10)) {
-        e.livelesson_id = id.to_owned();
-        // Lesson and stage come from our own records, not from what the browser claims.
-        if let Ok(ll) = state.client.get(id).await
-            && ll.session_id == e.session_id
-        {
-            e.lesson = ll.lesson;
-            e.stage = i16::try_from(ll.stage).unwrap_or(i16::MAX);
+        // The livelesson, lesson and stage come from our own records, and only for the
+        // reporting session's own livelesson: nobody attaches reports to someone else's lab.
+        match state.livelessons.get(id).await {
+            Ok(Some(ll)) if !e.session_id.is_empty() && ll.session_id == e.session_id => {
+                e.livelesson_id = ll.id.clone();
+                e.lesson = ll.lesson.clone();
+                e.stage = i16::try_from(ll.stage).unwrap_or(i16::MAX);
+            }
+            _ => e = e.attr("claimed_livelesson_id", id),
         }
     }
     if let Some(source) = &body.source {

@@ -185,6 +185,9 @@ pub async fn request_context(
                 (code_for(status).to_owned(), message)
             }
         };
+        if status.is_client_error() {
+            tracing::info!(%method, %path, status = status.as_u16(), request_id, code, message, "request refused");
+        }
         if status.is_server_error() {
             tracing::error!(%method, %path, request_id, code, message, "request failed");
             state

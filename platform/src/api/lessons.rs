@@ -22,6 +22,7 @@ pub struct LessonSummary {
     /// problems.
     pub category: String,
     pub short_description: String,
+    pub description: String,
     pub available: bool,
     /// Why the lesson cannot run here (an image without a realisation, an invalid file).
     pub unavailable_reason: Option<String>,
@@ -54,6 +55,10 @@ pub struct StageView {
     pub guide_type: String,
     /// What the stage's verify check looks at, when it has one.
     pub verify: Option<String>,
+    /// Hints, to show one at a time.
+    pub hints: Vec<String>,
+    /// The solution, to show on request.
+    pub solution: Option<String>,
 }
 
 /// One endpoint of the lesson's topology.
@@ -110,6 +115,7 @@ impl AppState {
                 name: invalid.name.clone(),
                 category: "invalid".into(),
                 short_description: String::new(),
+                description: String::new(),
                 available: false,
                 unavailable_reason: Some(reason),
                 stage_count: 0,
@@ -135,6 +141,7 @@ fn summary(state: &AppState, l: &LoadedLesson) -> LessonSummary {
         name: l.lesson.name.clone(),
         category: category_name(l.lesson.category).into(),
         short_description: l.lesson.short_description.clone().unwrap_or_default(),
+        description: l.lesson.description.clone(),
         available: reason.is_none(),
         unavailable_reason: reason,
         stage_count: l.lesson.stages.len(),
@@ -147,7 +154,7 @@ pub fn detail(state: &AppState, l: &LoadedLesson) -> LessonDetail {
         slug: s.slug,
         name: s.name,
         category: s.category,
-        description: l.lesson.description.clone(),
+        description: s.description,
         short_description: s.short_description,
         prereqs: l.lesson.prereqs.clone(),
         tags: l.lesson.tags.clone(),
@@ -170,6 +177,8 @@ pub fn detail(state: &AppState, l: &LoadedLesson) -> LessonDetail {
                         .clone()
                         .unwrap_or_else(|| format!("`{}` on {}", v.command, v.endpoint))
                 }),
+                hints: st.hints.clone(),
+                solution: st.solution.clone(),
             })
             .collect(),
         endpoints: l

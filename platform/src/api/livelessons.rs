@@ -158,7 +158,9 @@ impl AppState {
     }
 }
 
-/// Asks for the session's livelesson of a lesson (the existing one if it has one).
+/// Asks for the session's livelesson of a lesson. A session has one livelesson per lesson:
+/// asking again returns the existing one as it is (its stage unchanged — move it with
+/// `PUT /api/v1/livelessons/{id}/stage`); a FAILED one is replaced by a fresh one.
 #[utoipa::path(
     post,
     path = "/api/v1/livelessons",
@@ -335,7 +337,7 @@ pub async fn delete(
         (status = 400, description = "Malformed stage", body = ErrorBody),
         (status = 401, description = "No session", body = ErrorBody),
         (status = 404, description = "Not a livelesson of this session, or the stage has no check", body = ErrorBody),
-        (status = 409, description = "Not READY", body = ErrorBody),
+        (status = 409, description = "Not READY, or at another stage", body = ErrorBody),
         (status = 503, description = "The endpoint could not be reached", body = ErrorBody),
     )
 )]
@@ -358,10 +360,24 @@ pub async fn verify(
             ))
         })?;
     if ll.status != Status::Ready {
-        return Err(ApiError::conflict(format!(
-            "livelesson `{}` is {}; verify needs READY",
-            ll.id, ll.status
-        )));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_ready",
+            format!(
+                "livelesson `{}` is {}; verify needs READY",
+                ll.id, ll.status
+            ),
+        ));
+    }
+    if ll.stage != stage {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "wrong_stage",
+            format!(
+                "livelesson `{}` is at stage {}; move it to stage {stage} (PUT …/stage) before checking that stage",
+                ll.id, ll.stage
+            ),
+        ));
     }
     let spec = LivelessonSpec::for_lesson(&state.curriculum, &ll.id, &ll.session_id, &ll.lesson)
         .ok_or_else(|| ApiError::not_found(format!("unknown lesson `{}`", ll.lesson)))?;

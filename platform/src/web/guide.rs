@@ -62,6 +62,18 @@ pub fn markdown(source: &str) -> String {
     sanitize(&raw)
 }
 
+/// A short Markdown text (a hint) as sanitised inline HTML, without the paragraph around it.
+pub fn inline(source: &str) -> String {
+    let html = markdown(source);
+    let trimmed = html.trim();
+    trimmed
+        .strip_prefix("<p>")
+        .and_then(|t| t.strip_suffix("</p>"))
+        .filter(|inner| !inner.contains("<p>"))
+        .unwrap_or(trimmed)
+        .to_owned()
+}
+
 fn sanitize(raw: &str) -> String {
     let with_buttons = SNIPPET_BUTTON.replace_all(
         raw,
@@ -175,6 +187,15 @@ mod tests {
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("onerror"), "{html}");
         assert!(!html.contains("alert(3)"), "{html}");
+    }
+
+    #[test]
+    fn hints_render_inline_and_safely() {
+        assert_eq!(
+            inline("`mkdir notes` makes it"),
+            "<code>mkdir notes</code> makes it"
+        );
+        assert!(!inline("<script>x</script>hi").contains("<script"));
     }
 
     #[test]

@@ -147,6 +147,7 @@ fn page(title: &str, body: &str, scripts: &str) -> Html<String> {
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · Antidote</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/assets/vendor/xterm.css">
 <link rel="stylesheet" href="/assets/app.css">
 </head><body>
@@ -172,10 +173,11 @@ async fn catalog_page(State(state): State<AppState>) -> Html<String> {
         for l in lessons {
             if l.available {
                 body.push_str(&format!(
-                    r#"<li class="lesson available" data-slug="{slug}"><a href="/lessons/{slug}">{name}</a><p>{short}</p></li>"#,
+                    r#"<li class="lesson available" data-slug="{slug}"><a href="/lessons/{slug}">{name}</a><p>{about}</p><p class="meta">{stages} stage(s)</p></li>"#,
                     slug = escape(&l.slug),
                     name = escape(&l.name),
-                    short = escape(&l.short_description),
+                    about = escape(&l.description),
+                    stages = l.stage_count,
                 ));
             } else {
                 body.push_str(&format!(
@@ -215,9 +217,10 @@ async fn lesson_page(
     let query = match query {
         Ok(q) => q,
         Err(e) => {
-            return error_page(ApiError::bad_request(format!(
-                "the address is malformed: {e} (stage must be a number)"
-            )));
+            tracing::debug!(error = %e, "bad lesson page query");
+            return error_page(ApiError::bad_request(
+                "the address is malformed: stage must be a whole number from 0 (e.g. ?stage=1)",
+            ));
         }
     };
     lesson_html(state, slug, query)
@@ -268,13 +271,40 @@ async fn lesson_html(
         };
         let verify = match &detail.stages[stage].verify {
             Some(what) => format!(
-                r#"<button type="button" id="verify" title="{}">Check my work</button>"#,
+                r#"<button type="button" id="verify" title="{}">Verify</button>"#,
                 escape(what)
             ),
             None => String::new(),
         };
+        let st_view = &detail.stages[stage];
+        let help = {
+            let hints: String = st_view
+                .hints
+                .iter()
+                .map(|h| format!(r#"<li hidden>{}</li>"#, guide::inline(h)))
+                .collect();
+            let hint_button = if st_view.hints.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    r#"<button type="button" id="hint" class="secondary">Show a hint ({} available)</button><ol id="hints" class="hints">{hints}</ol>"#,
+                    st_view.hints.len()
+                )
+            };
+            let solution = st_view
+                .solution
+                .as_ref()
+                .map(|sol| {
+                    format!(
+                        r#"<details id="solution" class="solution"><summary>Show the solution</summary><pre><code>{}</code></pre></details>"#,
+                        escape(sol)
+                    )
+                })
+                .unwrap_or_default();
+            format!(r#"<section class="help">{hint_button}{solution}</section>"#)
+        };
         format!(
-            r#"<nav class="stages">{prev}{verify}{next}</nav><pre id="verify-result" hidden></pre>"#
+            r#"<nav class="stages">{prev}{verify}{next}</nav><pre id="verify-result" hidden></pre>{help}"#
         )
     };
     let lab = match (&detail.unavailable_reason, &state.vendor.missing) {

@@ -298,6 +298,19 @@
     });
   }
 
+  // ---- hints ------------------------------------------------------------------------------
+
+  const hintButton = document.getElementById("hint");
+  if (hintButton) {
+    hintButton.addEventListener("click", () => {
+      const hidden = document.querySelectorAll("#hints li[hidden]");
+      if (hidden.length > 0) hidden[0].hidden = false;
+      const left = hidden.length - 1;
+      hintButton.textContent = left > 0 ? "Show another hint (" + left + " more)" : "No more hints";
+      hintButton.disabled = left <= 0;
+    });
+  }
+
   // ---- lifecycle --------------------------------------------------------------------------
 
   let keepaliveTimer = null;
