@@ -75,6 +75,16 @@ impl Layout {
         }
     }
 
+    /// The `EVENTS` stream's name.
+    pub fn events_stream(&self) -> String {
+        self.name("EVENTS")
+    }
+
+    /// The `SPANS` stream's name.
+    pub fn spans_stream(&self) -> String {
+        self.name("SPANS")
+    }
+
     /// `<prefix>.livelesson.requests`.
     pub fn livelesson_requests(&self) -> String {
         format!("{}.livelesson.requests", self.prefix)
@@ -202,11 +212,22 @@ pub async fn publish_event(
     layout: &Layout,
     event: &antidote_telemetry::event::Event,
 ) -> Result<(), String> {
-    let payload = serde_json::to_vec(event).map_err(|e| e.to_string())?;
+    // An event belongs to the trace it happened in.
+    let mut event = std::borrow::Cow::Borrowed(event);
+    if event.trace_id.is_empty() {
+        let (trace_id, span_id) = antidote_telemetry::setup::current_ids();
+        if !trace_id.is_empty() {
+            let e = event.to_mut();
+            e.trace_id = trace_id;
+            e.span_id = span_id;
+        }
+    }
+    let payload = serde_json::to_vec(&*event).map_err(|e| e.to_string())?;
     let mut headers = async_nats::HeaderMap::new();
     if !event.session_id.is_empty() {
         headers.insert(SESSION_HEADER, event.session_id.as_str());
     }
+    antidote_telemetry::setup::inject_nats(&mut headers);
     js.publish_with_headers(layout.event(&event.kind), headers, payload.into())
         .await
         .map_err(|e| e.to_string())?

@@ -1,13 +1,15 @@
-//! The ingest role: drains the `EVENTS` stream into ClickHouse's `events` table.
+//! The ingest role: drains JetStream streams into ClickHouse — `EVENTS` into `events`,
+//! `SPANS` into `spans` — one [`Feed`] each, the same pipeline for all.
 //!
-//! One durable pull consumer (`ingest-events`, shared by every ingest replica) feeds batches
-//! that flush on size or time. A batch is inserted with the `clickhouse` crate and its
-//! messages are acknowledged only after ClickHouse accepted the insert; while ClickHouse is
-//! unreachable the batch is retried with backoff and everything else waits in JetStream, so
-//! nothing is lost. Rows are keyed by `event_id` in a ReplacingMergeTree, so a redelivered
-//! message never counts twice (`FINAL`). Malformed messages are terminated and counted.
+//! Per feed, one durable pull consumer (`ingest-<feed>`, shared by every ingest replica)
+//! feeds batches that flush on size or time. A batch is inserted with the `clickhouse` crate
+//! and its messages are acknowledged only after ClickHouse accepted the insert; while
+//! ClickHouse is unreachable the batch is retried with backoff and everything else waits in
+//! JetStream, so nothing is lost. Rows are keyed by their ID in a ReplacingMergeTree, so a
+//! redelivered message never counts twice (`FINAL`). Malformed messages are terminated and
+//! counted.
 //!
-//! Spans, logs and feedback join later (DESIGN §7); they follow the same shape.
+//! Logs and feedback join later (DESIGN §7) as further feeds.
 
 use antidote_telemetry::metrics::{self, metrics};
 use std::sync::Arc;
@@ -20,7 +22,48 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{self, Layout};
 use antidote_telemetry::event::Event;
-use antidote_telemetry::rows::EventRow;
+use antidote_telemetry::rows::{EventRow, SpanRow};
+
+/// One stream → table pipeline.
+pub trait Feed: Send + Sync + 'static {
+    type Row: clickhouse::RowOwned + clickhouse::RowWrite + serde::Serialize + Send + Sync;
+    /// The feed's name: metric label, consumer `ingest-<name>`, and ClickHouse table.
+    const NAME: &'static str;
+    /// The stream it drains.
+    fn stream(layout: &Layout) -> String;
+    /// A message's row, or why it is malformed.
+    fn decode(payload: &[u8]) -> Result<Self::Row, String>;
+}
+
+/// `EVENTS` → `events`.
+pub struct Events;
+
+impl Feed for Events {
+    type Row = EventRow;
+    const NAME: &'static str = "events";
+    fn stream(layout: &Layout) -> String {
+        layout.events_stream()
+    }
+    fn decode(payload: &[u8]) -> Result<EventRow, String> {
+        serde_json::from_slice::<Event>(payload)
+            .map(|e| EventRow::from(&e))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// `SPANS` → `spans` (published as rows by `antidote_telemetry::spans`).
+pub struct Spans;
+
+impl Feed for Spans {
+    type Row = SpanRow;
+    const NAME: &'static str = "spans";
+    fn stream(layout: &Layout) -> String {
+        layout.spans_stream()
+    }
+    fn decode(payload: &[u8]) -> Result<SpanRow, String> {
+        serde_json::from_slice(payload).map_err(|e| e.to_string())
+    }
+}
 
 /// Settings of the ingest role.
 #[derive(Debug, Clone)]
@@ -52,22 +95,23 @@ pub struct IngestStats {
     pub insert_failures: AtomicU64,
 }
 
-/// The ingest role.
-pub struct Ingest {
+/// The ingest pipeline of one feed (events by default).
+pub struct Ingest<F: Feed = Events> {
     config: IngestConfig,
     js: jetstream::Context,
     layout: Layout,
     clickhouse: clickhouse::Client,
     pub stats: Arc<IngestStats>,
+    _feed: std::marker::PhantomData<F>,
 }
 
-impl Ingest {
+impl<F: Feed> Ingest<F> {
     pub async fn new(
         config: IngestConfig,
         nats: async_nats::Client,
         layout: Layout,
         clickhouse: clickhouse::Client,
-    ) -> anyhow::Result<Ingest> {
+    ) -> anyhow::Result<Ingest<F>> {
         let js = jetstream::new(nats);
         bus::ensure(&js, &layout).await?;
         let clickhouse = clickhouse.with_database(&config.database);
@@ -77,6 +121,7 @@ impl Ingest {
             layout,
             clickhouse,
             stats: Arc::default(),
+            _feed: std::marker::PhantomData,
         })
     }
 
@@ -84,15 +129,16 @@ impl Ingest {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let stream = self
             .js
-            .get_stream(&self.layout.streams()[1].name)
+            .get_stream(F::stream(&self.layout))
             .await
-            .map_err(|e| anyhow::anyhow!("cannot open the events stream: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot open the {} stream: {e}", F::NAME))?;
+        let consumer_name = format!("ingest-{}", F::NAME);
         let max_pending = i64::try_from(self.config.batch_size * 4).unwrap_or(i64::MAX);
         let consumer = stream
             .get_or_create_consumer(
-                "ingest-events",
+                &consumer_name,
                 consumer::pull::Config {
-                    durable_name: Some("ingest-events".into()),
+                    durable_name: Some(consumer_name.clone()),
                     ack_policy: consumer::AckPolicy::Explicit,
                     ack_wait: Duration::from_secs(60),
                     max_ack_pending: max_pending,
@@ -102,7 +148,7 @@ impl Ingest {
             .await
             .map_err(|e| anyhow::anyhow!("cannot create the ingest consumer: {e}"))?;
 
-        let mut batch: Vec<(EventRow, jetstream::Message)> =
+        let mut batch: Vec<(F::Row, jetstream::Message)> =
             Vec::with_capacity(self.config.batch_size);
         let mut oldest: Option<tokio::time::Instant> = None;
         loop {
@@ -143,17 +189,17 @@ impl Ingest {
                     // What the stream still holds for us beyond this message.
                     metrics()
                         .ingest_lag
-                        .get_or_create(&metrics::stream("events"))
+                        .get_or_create(&metrics::stream(F::NAME))
                         .set(i64::try_from(info.pending).unwrap_or(i64::MAX));
                 }
-                match serde_json::from_slice::<Event>(&msg.payload) {
-                    Ok(event) => {
-                        batch.push((EventRow::from(&event), msg));
+                match F::decode(&msg.payload) {
+                    Ok(row) => {
+                        batch.push((row, msg));
                         oldest.get_or_insert_with(tokio::time::Instant::now);
                     }
                     Err(e) => {
                         // Never retry data errors: they would fail forever.
-                        tracing::error!(error = %e, subject = %msg.subject, "dropping malformed event");
+                        tracing::error!(error = %e, subject = %msg.subject, feed = F::NAME, "dropping a malformed message");
                         self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                         let _ = msg.ack_with(jetstream::AckKind::Term).await;
                     }
@@ -170,7 +216,7 @@ impl Ingest {
     /// which case the messages stay unacknowledged and are redelivered later), then acks.
     async fn flush(
         &self,
-        batch: &mut Vec<(EventRow, jetstream::Message)>,
+        batch: &mut Vec<(F::Row, jetstream::Message)>,
         shutdown: &CancellationToken,
     ) {
         let mut backoff = Duration::from_millis(200);
@@ -182,7 +228,7 @@ impl Ingest {
                     self.stats.insert_failures.fetch_add(1, Ordering::Relaxed);
                     metrics()
                         .ingest_failures
-                        .get_or_create(&metrics::stream("events"))
+                        .get_or_create(&metrics::stream(F::NAME))
                         .inc();
                     if !logged {
                         tracing::error!(error = %e, events = batch.len(), "ClickHouse rejected or missed a batch; keeping it in JetStream and retrying");
@@ -203,7 +249,7 @@ impl Ingest {
             tracing::info!("ClickHouse is back; ingest caught up with the held batch");
         }
         let n = batch.len() as u64;
-        let labels = metrics::stream("events");
+        let labels = metrics::stream(F::NAME);
         metrics()
             .ingest_batch_size
             .get_or_create(&labels)
@@ -224,12 +270,32 @@ impl Ingest {
 
     async fn insert(
         &self,
-        batch: &[(EventRow, jetstream::Message)],
+        batch: &[(F::Row, jetstream::Message)],
     ) -> Result<(), clickhouse::error::Error> {
-        let mut insert = self.clickhouse.insert::<EventRow>("events").await?;
+        let mut insert = self.clickhouse.insert::<F::Row>(F::NAME).await?;
         for (row, _) in batch {
             insert.write(row).await?;
         }
         insert.end().await
     }
+}
+
+/// Every feed (events, spans) with one configuration until `shutdown`.
+pub async fn run_all(
+    config: IngestConfig,
+    nats: async_nats::Client,
+    layout: Layout,
+    clickhouse: clickhouse::Client,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let events = Ingest::<Events>::new(
+        config.clone(),
+        nats.clone(),
+        layout.clone(),
+        clickhouse.clone(),
+    )
+    .await?;
+    let spans = Ingest::<Spans>::new(config, nats, layout, clickhouse).await?;
+    let (e, s) = tokio::join!(events.run(shutdown.clone()), spans.run(shutdown));
+    e.and(s)
 }

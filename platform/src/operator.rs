@@ -26,16 +26,29 @@ macro_rules! outln {
 }
 
 /// Logs as JSON lines on stderr (level from `RUST_LOG`, default info).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// This process's telemetry (logs, spans), set up by the first role that starts.
+static TELEMETRY: std::sync::OnceLock<antidote_telemetry::Telemetry> = std::sync::OnceLock::new();
+
+/// JSON logs on stderr and spans for `service` (a role; `antidote up` names each span's role
+/// by the module that made it).
+pub fn init_logging(service: &str) {
+    TELEMETRY.get_or_init(|| antidote_telemetry::init(service));
 }
 
+/// Starts publishing this process's finished spans to NATS (the first call does).
+fn export_spans(nats: &async_nats::Client, layout: &Layout, shutdown: &CancellationToken) {
+    if let Some(rx) = TELEMETRY
+        .get()
+        .and_then(antidote_telemetry::Telemetry::take_spans)
+    {
+        tokio::spawn(antidote_telemetry::spans::publish(
+            rx,
+            async_nats::jetstream::new(nats.clone()),
+            layout.spans(),
+            shutdown.clone(),
+        ));
+    }
+}
 async fn connect(common: &Common) -> anyhow::Result<async_nats::Client> {
     async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(5))
@@ -64,7 +77,7 @@ pub async fn run_scheduler(
     config: SchedulerConfig,
     metrics: MetricsArgs,
 ) -> anyhow::Result<ExitCode> {
-    init_logging();
+    init_logging("scheduler");
     let shutdown = shutdown_on_signal();
     serve_metrics(&metrics, &shutdown).await?;
     let curriculum = Arc::new(load_curriculum(&common)?);
@@ -72,6 +85,7 @@ pub async fn run_scheduler(
         .context("cannot prepare the local backend")?;
     tracing::info!(installation = backend.installation_id(), scheduler = %config.id, "scheduler starting");
     let nats = connect(&common).await?;
+    export_spans(&nats, &Layout::new(&common.prefix), &shutdown);
     let scheduler = Scheduler::new(
         config,
         nats,
@@ -105,15 +119,16 @@ async fn api_state(
 
 /// `antidote api`: runs until SIGINT or SIGTERM.
 pub async fn run_api(common: Common, local: LocalArgs, api: ApiArgs) -> anyhow::Result<ExitCode> {
-    init_logging();
+    init_logging("api");
     let curriculum = Arc::new(load_curriculum(&common)?);
     let backend = Arc::new(
         LocalBackend::new(LocalConfig::new(&local.local_state_dir))
             .context("cannot prepare the local backend")?,
     );
     let nats = connect(&common).await?;
-    let state = api_state(&common, nats, curriculum, backend, &api).await?;
     let shutdown = shutdown_on_signal();
+    export_spans(&nats, &Layout::new(&common.prefix), &shutdown);
+    let state = api_state(&common, nats, curriculum, backend, &api).await?;
     let (addr, server) = crate::api::serve(state, &api.listen, shutdown).await?;
     tracing::info!(%addr, "api listening");
     server.await??;
@@ -173,7 +188,7 @@ fn start_services(script: &std::path::Path) -> anyhow::Result<(String, String)> 
 
 /// `antidote up`: every role in one process until SIGINT or SIGTERM.
 pub async fn run_up(settings: UpSettings) -> anyhow::Result<ExitCode> {
-    init_logging();
+    init_logging("antidote");
     let (nats_url, clickhouse_url) = match (&settings.nats_url, &settings.clickhouse_url) {
         (Some(n), Some(c)) => (n.clone(), c.clone()),
         _ => {
@@ -202,6 +217,7 @@ pub async fn run_up(settings: UpSettings) -> anyhow::Result<ExitCode> {
     );
     let nats = connect(&common).await?;
     let shutdown = shutdown_on_signal();
+    export_spans(&nats, &Layout::new(&common.prefix), &shutdown);
 
     let scheduler = Scheduler::new(
         settings.scheduler,
@@ -212,7 +228,7 @@ pub async fn run_up(settings: UpSettings) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let scheduler_task = tokio::spawn(scheduler.run(shutdown.clone()));
-    let ingest = crate::ingest::Ingest::new(
+    let ingest_task = tokio::spawn(crate::ingest::run_all(
         crate::ingest::IngestConfig {
             batch_size: 5000,
             flush_interval: Duration::from_secs(1),
@@ -221,9 +237,8 @@ pub async fn run_up(settings: UpSettings) -> anyhow::Result<ExitCode> {
         nats.clone(),
         Layout::new(&common.prefix),
         clickhouse,
-    )
-    .await?;
-    let ingest_task = tokio::spawn(ingest.run(shutdown.clone()));
+        shutdown.clone(),
+    ));
     let state = api_state(&common, nats, curriculum.clone(), backend, &settings.api).await?;
     let (addr, server) = crate::api::serve(state, &settings.api.listen, shutdown.clone()).await?;
     outln!(
@@ -278,7 +293,7 @@ pub async fn run_ingest(
     config: crate::ingest::IngestConfig,
     metrics: MetricsArgs,
 ) -> anyhow::Result<ExitCode> {
-    init_logging();
+    init_logging("ingest");
     let shutdown = shutdown_on_signal();
     serve_metrics(&metrics, &shutdown).await?;
     let nats = async_nats::ConnectOptions::new()
@@ -288,8 +303,8 @@ pub async fn run_ingest(
         .with_context(|| format!("cannot reach NATS at {nats_url}"))?;
     let client = antidote_telemetry::clickhouse_client::client(clickhouse_url);
     tracing::info!(clickhouse = clickhouse_url, database = %config.database, "ingest starting");
-    let ingest = crate::ingest::Ingest::new(config, nats, Layout::new(prefix), client).await?;
-    ingest.run(shutdown).await?;
+    export_spans(&nats, &Layout::new(prefix), &shutdown);
+    crate::ingest::run_all(config, nats, Layout::new(prefix), client, shutdown).await?;
     tracing::info!("ingest stopped");
     Ok(ExitCode::SUCCESS)
 }

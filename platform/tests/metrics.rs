@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use antidote_platform::bus::Layout;
-use antidote_platform::ingest::{Ingest, IngestConfig};
+use antidote_platform::ingest::{Events, Ingest, IngestConfig};
 use common::repo_root;
 use common::stack::{Stack, Term, http, ready_livelesson, session};
 use serde_json::{Value, json};
@@ -157,7 +157,7 @@ async fn metrics_expose_every_family_with_its_labels() {
     antidote_telemetry::schema::migrate(&ch, &clickhouse_url, &database)
         .await
         .unwrap();
-    let ingest = Ingest::new(
+    let ingest = Ingest::<Events>::new(
         IngestConfig {
             batch_size: 100,
             flush_interval: Duration::from_millis(200),

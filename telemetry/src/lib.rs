@@ -10,3 +10,7 @@ pub mod event;
 pub mod metrics;
 pub mod rows;
 pub mod schema;
+pub mod setup;
+pub mod spans;
+
+pub use setup::{Telemetry, init};

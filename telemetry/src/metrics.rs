@@ -84,6 +84,9 @@ pub struct Metrics {
     pub ingest_rows: Family<StreamLabels, Counter>,
     /// `antidote_ingest_insert_failures_total{stream}`: failed inserts (retried).
     pub ingest_failures: Family<StreamLabels, Counter>,
+    /// `antidote_telemetry_dropped_total{stream}`: spans or logs dropped before NATS (a full
+    /// queue while NATS was unreachable).
+    pub telemetry_dropped: Family<StreamLabels, Counter>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -119,6 +122,7 @@ impl Metrics {
             ingest_batch_size: Family::new_with_constructor(batch_buckets),
             ingest_rows: Family::default(),
             ingest_failures: Family::default(),
+            telemetry_dropped: Family::default(),
         };
         registry.register(
             "antidote_http_requests",
@@ -187,6 +191,11 @@ impl Metrics {
             "antidote_ingest_insert_failures",
             "ClickHouse inserts that failed (and were retried)",
             m.ingest_failures.clone(),
+        );
+        registry.register(
+            "antidote_telemetry_dropped",
+            "Spans or logs dropped before reaching NATS",
+            m.telemetry_dropped.clone(),
         );
         Metrics { registry, ..m }
     }

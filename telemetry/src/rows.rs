@@ -64,3 +64,30 @@ pub struct EventRow {
     pub attr_keys: Vec<String>,
     pub attr_values: Vec<String>,
 }
+
+/// One row of `antidote.spans`: a finished span. IDs are lowercase hex as in `traceparent`;
+/// `parent_span_id` is empty for a root span. The contract attributes (`session.id`,
+/// `lesson`, `livelesson.id`, `endpoint`, `instance`) have columns of their own; the rest
+/// are in the parallel key/value arrays.
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct SpanRow {
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    pub ts: OffsetDateTime,
+    pub ts_ns: u64,
+    pub duration_ns: u64,
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: String,
+    pub name: String,
+    pub kind: String,
+    pub service: String,
+    pub status_code: String,
+    pub status_message: String,
+    pub session_id: String,
+    pub lesson: String,
+    pub livelesson_id: String,
+    pub endpoint: String,
+    pub instance: String,
+    pub attr_keys: Vec<String>,
+    pub attr_values: Vec<String>,
+}

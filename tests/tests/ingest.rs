@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use antidote_platform::bus::{self, Layout};
-use antidote_platform::ingest::{Ingest, IngestConfig};
+use antidote_platform::ingest::{Events, Ingest, IngestConfig};
 use antidote_telemetry::event::{Event, kind};
 use antidote_telemetry::rows::Severity;
 use antidote_telemetry::schema;
@@ -82,7 +82,7 @@ impl Setup {
                 flush_interval: Duration::from_millis(200),
                 database: self.db.clone(),
             };
-            Ingest::new(
+            Ingest::<Events>::new(
                 config,
                 nats().await,
                 self.layout.clone(),

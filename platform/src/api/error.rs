@@ -16,12 +16,17 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use tracing::Instrument;
+use tracing::field::Empty;
 use utoipa::ToSchema;
 
 use super::AppState;
 
 /// The request header and response header carrying the request ID.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The response header naming the request's trace (W3C trace ID, hex).
+pub const TRACE_ID_HEADER: &str = "x-trace-id";
 
 /// The ID of the request being served (a UUID), in the request's extensions.
 #[derive(Debug, Clone)]
@@ -140,9 +145,29 @@ pub async fn request_context(
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
+    // The server span of this request: continues the caller's trace (`traceparent`), and
+    // everything the request causes — the scheduler's work included — joins it.
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        http.method = %method,
+        http.route = %route,
+        http.status_code = Empty,
+        request.id = %request_id,
+        session.id = %session,
+        lesson = Empty,
+        livelesson.id = Empty,
+        otel.status_code = Empty,
+    );
+    antidote_telemetry::setup::set_parent_from_http(&span, request.headers());
 
-    let mut response = next.run(request).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
+    span.record("http.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "error");
+    }
     let m = metrics();
     m.http_requests
         .get_or_create(&HttpLabels {
@@ -192,6 +217,7 @@ pub async fn request_context(
             tracing::error!(%method, %path, request_id, code, message, "request failed");
             state
                 .report_http_error(&session, &request_id, &method, &path, status, &message)
+                .instrument(span.clone())
                 .await;
         }
         let body = ErrorBody {
@@ -212,6 +238,13 @@ pub async fn request_context(
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    // The trace this request belongs to, for the page to quote in feedback reports.
+    let (trace_id, _) = span.in_scope(antidote_telemetry::setup::current_ids);
+    if let Ok(value) = HeaderValue::from_str(&trace_id)
+        && !trace_id.is_empty()
+    {
+        response.headers_mut().insert(TRACE_ID_HEADER, value);
     }
     response
 }

@@ -149,7 +149,12 @@ impl AppState {
             None
         };
         match found {
-            Some(ll) if ll.session_id == learner.session_id => Ok(Livelesson::clone(&ll)),
+            Some(ll) if ll.session_id == learner.session_id => {
+                let span = tracing::Span::current();
+                span.record("livelesson.id", ll.id.as_str());
+                span.record("lesson", ll.lesson.as_str());
+                Ok(Livelesson::clone(&ll))
+            }
             _ => {
                 self.require_session(learner).await?;
                 Err(ApiError::not_found(format!("unknown livelesson `{id}`")))
@@ -202,6 +207,9 @@ pub async fn create(
         )
         .await
         .map_err(client_error)?;
+    let span = tracing::Span::current();
+    span.record("livelesson.id", ll.id.as_str());
+    span.record("lesson", ll.lesson.as_str());
     Ok((StatusCode::ACCEPTED, Json(LivelessonView::from(&ll))))
 }
 

@@ -302,6 +302,8 @@ impl Client {
             serde_json::to_vec(request).map_err(|e| ClientError::Publish(e.to_string()))?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(SESSION_HEADER, session_id);
+        // The scheduler's work continues this trace (one trace per learner action).
+        antidote_telemetry::setup::inject_nats(&mut headers);
         self.js
             .publish_with_headers(self.layout.livelesson_requests(), headers, payload.into())
             .await

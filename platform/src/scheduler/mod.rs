@@ -28,6 +28,46 @@ use crate::livelesson::{EndpointStatus, Failure, Livelesson, Request, Status, no
 use antidote_telemetry::event::{Event, kind};
 use antidote_telemetry::metrics::{self, metrics};
 use antidote_telemetry::rows::Severity;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+/// A span of work on livelesson `$ll`, with the IDs every span carries (DESIGN §7).
+macro_rules! ll_span {
+    ($name:literal, $ll:expr) => {
+        tracing::info_span!(
+            $name,
+            session.id = %$ll.session_id,
+            lesson = %$ll.lesson,
+            livelesson.id = %$ll.id,
+            otel.status_code = Empty,
+            otel.status_description = Empty,
+        )
+    };
+}
+
+/// A device-level span: livelesson `$ll`'s endpoint `$ep` (instance recorded when known).
+macro_rules! ep_span {
+    ($name:literal, $ll:expr, $ep:expr) => {
+        tracing::info_span!(
+            $name,
+            session.id = %$ll.session_id,
+            lesson = %$ll.lesson,
+            livelesson.id = %$ll.id,
+            endpoint = %$ep,
+            instance = Empty,
+            attempts = Empty,
+            exit_code = Empty,
+            otel.status_code = Empty,
+            otel.status_description = Empty,
+        )
+    };
+}
+
+/// Marks `span` failed with `message` (an OpenTelemetry error status).
+fn span_failed(span: &tracing::Span, message: &str) {
+    span.record("otel.status_code", "error");
+    span.record("otel.status_description", message);
+}
 
 /// Settings of the scheduler.
 #[derive(Debug, Clone)]
@@ -173,10 +213,24 @@ impl Scheduler {
                     .await
                     .map_err(|e| anyhow::anyhow!("semaphore closed: {e}"))?;
                 let this = Arc::clone(&self);
-                tasks.spawn(async move {
-                    let _permit = permit;
-                    this.handle_message(msg).await;
-                });
+                // One trace per learner action: the request's span continues the trace the
+                // API started (traceparent in the message headers).
+                let span = tracing::info_span!(
+                    "scheduler.request",
+                    otel.kind = "consumer",
+                    request = Empty,
+                    session.id = Empty,
+                    lesson = Empty,
+                    livelesson.id = Empty,
+                );
+                antidote_telemetry::setup::set_parent_from_nats(&span, msg.headers.as_ref());
+                tasks.spawn(
+                    async move {
+                        let _permit = permit;
+                        this.handle_message(msg).await;
+                    }
+                    .instrument(span),
+                );
             }
         }
         gc.abort();
@@ -194,6 +248,22 @@ impl Scheduler {
                 return;
             }
         };
+        let span = tracing::Span::current();
+        let (kind, id) = match &request {
+            Request::Create { livelesson_id } => ("create", livelesson_id),
+            Request::ChangeStage { livelesson_id, .. } => ("change_stage", livelesson_id),
+            Request::Keepalive { livelesson_id } => ("keepalive", livelesson_id),
+            Request::Delete { livelesson_id, .. } => ("delete", livelesson_id),
+        };
+        span.record("request", kind);
+        span.record("livelesson.id", id.as_str());
+        if let Some(session) = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(antidote_telemetry::setup::SESSION_HEADER))
+        {
+            span.record("session.id", session.as_str());
+        }
         match request {
             Request::Create { livelesson_id } => {
                 let claimed = self.claim(&livelesson_id, Status::Initialized, None).await;
@@ -374,7 +444,12 @@ impl Scheduler {
     /// BOOTING → (endpoints, links, reachability) → CONFIGURING → READY, or FAILED.
     async fn provision(&self, ll: Livelesson) {
         let started = Instant::now();
-        let result = self.provision_steps(&ll).await;
+        tracing::Span::current().record("lesson", ll.lesson.as_str());
+        let span = ll_span!("livelesson.provision", ll);
+        let result = self.provision_steps(&ll).instrument(span.clone()).await;
+        if let Err(step) = &result {
+            span_failed(&span, &format!("{}: {}", step.phase, step.message));
+        }
         match result {
             Ok(()) => {
                 if let Ok(ll) = self.set_status(&ll.id, Status::Ready).await {
@@ -404,8 +479,19 @@ impl Scheduler {
         // Endpoints, all at once.
         let creates = spec.lesson.endpoints.iter().map(|ep| {
             let spec = &spec;
+            let span = ep_span!("endpoint.create", ll, ep.name);
             async move {
-                let result = self.backend.create_endpoint(spec, &ep.name).await;
+                let result = self
+                    .backend
+                    .create_endpoint(spec, &ep.name)
+                    .instrument(span.clone())
+                    .await;
+                match &result {
+                    Ok(i) => {
+                        span.record("instance", i.instance.as_str());
+                    }
+                    Err(e) => span_failed(&span, &e.to_string()),
+                }
                 (ep.name.clone(), result)
             }
         });
@@ -446,17 +532,21 @@ impl Scheduler {
             return Err(f);
         }
 
+        let links = ll_span!("livelesson.links", ll);
         self.backend
             .create_links(&spec)
+            .instrument(links.clone())
             .await
-            .map_err(|e| StepError::new("link", e.to_string()))?;
+            .map_err(|e| {
+                span_failed(&links, &e.to_string());
+                StepError::new("link", e.to_string())
+            })?;
 
         // Reachability, all endpoints at once, each until its deadline.
-        let checks = spec
-            .lesson
-            .endpoints
-            .iter()
-            .map(|ep| self.wait_reachable(ll, &spec, &ep.name));
+        let checks = spec.lesson.endpoints.iter().map(|ep| {
+            let span = ep_span!("endpoint.reachability", ll, ep.name);
+            self.wait_reachable(ll, &spec, &ep.name).instrument(span)
+        });
         for r in futures::future::join_all(checks).await {
             r?;
         }
@@ -480,10 +570,19 @@ impl Scheduler {
         let ep = spec
             .endpoint(endpoint)
             .map_err(|e| StepError::new("reachability", e.to_string()))?;
+        let span = tracing::Span::current();
+        if let Ok(Some((now, _))) = self.store.livelessons.get(&ll.id).await
+            && let Some(x) = now.endpoints.iter().find(|e| e.name == endpoint)
+        {
+            span.record("instance", x.instance.as_str());
+        }
+        let mut attempts = 0u32;
         let deadline = Instant::now() + self.config.reachability_timeout;
         for p in &ep.presentations {
             loop {
                 let ssh = p.kind == PresentationType::Ssh;
+                attempts += 1;
+                span.record("attempts", attempts);
                 match self
                     .backend
                     .check_reachable(spec, endpoint, p.port, ssh)
@@ -517,6 +616,7 @@ impl Scheduler {
                                 .attr("presentation", &p.name)
                                 .attr("port", p.port);
                             self.publish(ev).await;
+                            span_failed(&span, &last_error);
                             return Err(StepError::new("reachability", last_error));
                         }
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -550,17 +650,33 @@ impl Scheduler {
             .iter()
             .filter(|e| e.configuration_type.is_some())
             .map(|ep| async move {
+                let span = ep_span!("endpoint.configure", ll, ep.name);
                 let _ = self
                     .update(&ll.id, |ll| {
                         if let Some(x) = ll.endpoint_mut(&ep.name) {
                             x.state = EndpointStatus::Configuring;
+                            span.record("instance", x.instance.as_str());
                         }
                     })
                     .await;
                 let result = self
                     .backend
                     .configure(spec, &ep.name, stage, self.config.configure_timeout)
+                    .instrument(span.clone())
                     .await;
+                match &result {
+                    Ok(run) => {
+                        span.record(
+                            "exit_code",
+                            run.exit_code
+                                .map_or_else(|| "none".to_owned(), |c| c.to_string()),
+                        );
+                        if !run.succeeded() {
+                            span_failed(&span, "configuration failed");
+                        }
+                    }
+                    Err(e) => span_failed(&span, &e.to_string()),
+                }
                 (ep.name.clone(), result)
             });
         let mut failure = None;
@@ -627,11 +743,17 @@ impl Scheduler {
 
     /// READY → CONFIGURING (new stage) → READY.
     async fn change_stage(&self, ll: Livelesson) {
+        tracing::Span::current().record("lesson", ll.lesson.as_str());
+        let span = ll_span!("livelesson.change_stage", ll);
         let result = async {
             let spec = self.spec(&ll)?;
             self.configure_all(&ll, &spec, ll.stage).await
         }
+        .instrument(span.clone())
         .await;
+        if let Err(step) = &result {
+            span_failed(&span, &format!("{}: {}", step.phase, step.message));
+        }
         match result {
             Ok(()) => {
                 if let Ok(ll) = self.set_status(&ll.id, Status::Ready).await {

@@ -1,0 +1,197 @@
+//! One learner action is one trace: the HTTP request that starts the three-router lesson,
+//! the scheduler's work on it and every endpoint's create, reachability and configuration
+//! steps share the request's trace ID, and every span carries the session, lesson and
+//! livelesson (device-level spans also endpoint and instance) — checked in ClickHouse after
+//! the spans went through NATS and the ingest role. (Its own test binary: tracing is set up
+//! once per process.)
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use antidote_platform::ingest::IngestConfig;
+use antidote_platform::livelesson::Status;
+use common::bundled;
+use common::stack::{Stack, http};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct Span {
+    trace_id: String,
+    span_id: String,
+    parent_span_id: String,
+    name: String,
+    service: String,
+    status_code: String,
+    session_id: String,
+    lesson: String,
+    livelesson_id: String,
+    endpoint: String,
+    instance: String,
+}
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_a_lesson_is_one_trace_down_to_every_endpoint() {
+    let stack = Stack::start(bundled()).await;
+    let telemetry = antidote_telemetry::init("test");
+    let shutdown = CancellationToken::new();
+    let js = async_nats::jetstream::new(async_nats::connect(common::nats_url()).await.unwrap());
+    tokio::spawn(antidote_telemetry::spans::publish(
+        telemetry
+            .take_spans()
+            .expect("the first init in this process"),
+        js,
+        stack.client.layout.spans(),
+        shutdown.clone(),
+    ));
+    let clickhouse_url = std::env::var("ANTIDOTE_CLICKHOUSE_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:18123".into());
+    let database = format!("trace_{}", std::process::id());
+    let ch = antidote_telemetry::clickhouse_client::client(&clickhouse_url);
+    antidote_telemetry::schema::migrate(&ch, &clickhouse_url, &database)
+        .await
+        .unwrap();
+    let ingest = tokio::spawn(antidote_platform::ingest::run_all(
+        IngestConfig {
+            batch_size: 1000,
+            flush_interval: Duration::from_millis(200),
+            database: database.clone(),
+        },
+        async_nats::connect(common::nats_url()).await.unwrap(),
+        stack.client.layout.clone(),
+        ch.clone(),
+        shutdown.clone(),
+    ));
+
+    // The session's only HTTP request: the browser's click, continuing the browser's trace.
+    let session = stack.client.create_session().await.unwrap().id;
+    let r = http()
+        .post(stack.url("/api/v1/livelessons"))
+        .header("x-antidote-session", &session)
+        .header("traceparent", format!("00-{TRACE}-{PARENT}-01"))
+        .json(&serde_json::json!({"lesson": "ospf-triangle"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.headers()["x-trace-id"], TRACE);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let ll = stack.client.get(&id).await.unwrap();
+        if ll.status == Status::Ready {
+            break;
+        }
+        assert_ne!(ll.status, Status::Failed, "{:?}", ll.error);
+        assert!(Instant::now() < deadline, "never READY");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // 4 endpoints × (create, reachability) + 4 configured endpoints + the request, the
+    // scheduler's request, provisioning and links.
+    let expected = 4 + 4 + 4 + 4;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let spans: Vec<Span> = loop {
+        let spans = ch
+            .query(&format!(
+                "SELECT trace_id, span_id, parent_span_id, name, service, status_code, session_id, \
+                 lesson, livelesson_id, endpoint, instance FROM {database}.spans FINAL \
+                 WHERE session_id = '{session}'"
+            ))
+            .fetch_all::<Span>()
+            .await
+            .unwrap();
+        if spans.len() >= expected {
+            break spans;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} spans of the session arrived: {spans:#?}",
+            spans.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+
+    let traces: HashSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
+    assert_eq!(traces, HashSet::from([TRACE]), "{spans:#?}");
+    let mut by_name: BTreeMap<&str, Vec<&Span>> = BTreeMap::new();
+    for s in &spans {
+        by_name.entry(s.name.as_str()).or_default().push(s);
+        assert_eq!(s.session_id, session, "{s:?}");
+        assert_eq!(s.lesson, "ospf-triangle", "{s:?}");
+        assert_eq!(s.livelesson_id, id, "{s:?}");
+        assert_ne!(s.status_code, "error", "{s:?}");
+    }
+    let root = &by_name["POST /api/v1/livelessons"];
+    assert_eq!(root.len(), 1);
+    assert_eq!(
+        root[0].parent_span_id, PARENT,
+        "continues the browser's trace"
+    );
+    assert_eq!(root[0].service, "api");
+    assert_eq!(by_name["scheduler.request"][0].service, "scheduler");
+    assert_eq!(by_name["livelesson.provision"].len(), 1);
+    assert_eq!(by_name["livelesson.links"].len(), 1);
+    for step in [
+        "endpoint.create",
+        "endpoint.reachability",
+        "endpoint.configure",
+    ] {
+        let endpoints: HashSet<&str> = by_name[step].iter().map(|s| s.endpoint.as_str()).collect();
+        assert_eq!(
+            endpoints,
+            HashSet::from(["r1", "r2", "r3", "linux1"]),
+            "{step}"
+        );
+        for s in &by_name[step] {
+            assert!(
+                s.instance.contains(&id) && s.instance.ends_with(&s.endpoint),
+                "{s:?}"
+            );
+        }
+    }
+    // A tree: every span but the root hangs off another span of the trace.
+    let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    for s in spans.iter().filter(|s| s.parent_span_id != PARENT) {
+        assert!(ids.contains(s.parent_span_id.as_str()), "orphan {s:?}");
+    }
+
+    // The events of the provisioning belong to the same trace.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: u64 = ch
+            .query(&format!(
+                "SELECT count() FROM {database}.events FINAL WHERE session_id = '{session}' \
+                 AND kind = 'endpoint.configured' AND trace_id = '{TRACE}'"
+            ))
+            .fetch_one()
+            .await
+            .unwrap();
+        if n == 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} endpoint.configured events in the trace"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    shutdown.cancel();
+    ingest.await.unwrap().unwrap();
+    let _ = ch
+        .query(&format!("DROP DATABASE IF EXISTS {database}"))
+        .execute()
+        .await;
+    stack.stop().await;
+}
