@@ -85,6 +85,11 @@ impl Layout {
         self.name("SPANS")
     }
 
+    /// The `LOGS` stream's name.
+    pub fn logs_stream(&self) -> String {
+        self.name("LOGS")
+    }
+
     /// `<prefix>.livelesson.requests`.
     pub fn livelesson_requests(&self) -> String {
         format!("{}.livelesson.requests", self.prefix)

@@ -1,5 +1,5 @@
 //! The ingest role: drains JetStream streams into ClickHouse — `EVENTS` into `events`,
-//! `SPANS` into `spans` — one [`Feed`] each, the same pipeline for all.
+//! `SPANS` into `spans`, `LOGS` into `logs` — one [`Feed`] each, the same pipeline for all.
 //!
 //! Per feed, one durable pull consumer (`ingest-<feed>`, shared by every ingest replica)
 //! feeds batches that flush on size or time. A batch is inserted with the `clickhouse` crate
@@ -9,7 +9,7 @@
 //! redelivered message never counts twice (`FINAL`). Malformed messages are terminated and
 //! counted.
 //!
-//! Logs and feedback join later (DESIGN §7) as further feeds.
+//! Feedback joins later (DESIGN §8) as a further feed.
 
 use antidote_telemetry::metrics::{self, metrics};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{self, Layout};
 use antidote_telemetry::event::Event;
-use antidote_telemetry::rows::{EventRow, SpanRow};
+use antidote_telemetry::rows::{EventRow, LogRow, SpanRow};
 
 /// One stream → table pipeline.
 pub trait Feed: Send + Sync + 'static {
@@ -48,6 +48,20 @@ impl Feed for Events {
         serde_json::from_slice::<Event>(payload)
             .map(|e| EventRow::from(&e))
             .map_err(|e| e.to_string())
+    }
+}
+
+/// `LOGS` → `logs` (published as rows by `antidote_telemetry::logs`).
+pub struct Logs;
+
+impl Feed for Logs {
+    type Row = LogRow;
+    const NAME: &'static str = "logs";
+    fn stream(layout: &Layout) -> String {
+        layout.logs_stream()
+    }
+    fn decode(payload: &[u8]) -> Result<LogRow, String> {
+        serde_json::from_slice(payload).map_err(|e| e.to_string())
     }
 }
 
@@ -280,7 +294,7 @@ impl<F: Feed> Ingest<F> {
     }
 }
 
-/// Every feed (events, spans) with one configuration until `shutdown`.
+/// Every feed (events, spans, logs) with one configuration until `shutdown`.
 pub async fn run_all(
     config: IngestConfig,
     nats: async_nats::Client,
@@ -295,7 +309,18 @@ pub async fn run_all(
         clickhouse.clone(),
     )
     .await?;
-    let spans = Ingest::<Spans>::new(config, nats, layout, clickhouse).await?;
-    let (e, s) = tokio::join!(events.run(shutdown.clone()), spans.run(shutdown));
-    e.and(s)
+    let spans = Ingest::<Spans>::new(
+        config.clone(),
+        nats.clone(),
+        layout.clone(),
+        clickhouse.clone(),
+    )
+    .await?;
+    let logs = Ingest::<Logs>::new(config, nats, layout, clickhouse).await?;
+    let (e, s, l) = tokio::join!(
+        events.run(shutdown.clone()),
+        spans.run(shutdown.clone()),
+        logs.run(shutdown)
+    );
+    e.and(s).and(l)
 }

@@ -35,20 +35,31 @@ pub fn init_logging(service: &str) {
     TELEMETRY.get_or_init(|| antidote_telemetry::init(service));
 }
 
-/// Starts publishing this process's finished spans to NATS (the first call does).
-fn export_spans(nats: &async_nats::Client, layout: &Layout, shutdown: &CancellationToken) {
-    if let Some(rx) = TELEMETRY
-        .get()
-        .and_then(antidote_telemetry::Telemetry::take_spans)
-    {
+/// Starts publishing this process's finished spans and log records to NATS (the first call
+/// does).
+fn export_telemetry(nats: &async_nats::Client, layout: &Layout, shutdown: &CancellationToken) {
+    let Some(telemetry) = TELEMETRY.get() else {
+        return;
+    };
+    let js = async_nats::jetstream::new(nats.clone());
+    if let Some(rx) = telemetry.take_spans() {
         tokio::spawn(antidote_telemetry::spans::publish(
             rx,
-            async_nats::jetstream::new(nats.clone()),
+            js.clone(),
             layout.spans(),
             shutdown.clone(),
         ));
     }
+    if let Some(rx) = telemetry.take_logs() {
+        tokio::spawn(antidote_telemetry::logs::publish(
+            rx,
+            js,
+            layout.logs(),
+            shutdown.clone(),
+        ));
+    }
 }
+
 async fn connect(common: &Common) -> anyhow::Result<async_nats::Client> {
     async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(5))
@@ -85,7 +96,7 @@ pub async fn run_scheduler(
         .context("cannot prepare the local backend")?;
     tracing::info!(installation = backend.installation_id(), scheduler = %config.id, "scheduler starting");
     let nats = connect(&common).await?;
-    export_spans(&nats, &Layout::new(&common.prefix), &shutdown);
+    export_telemetry(&nats, &Layout::new(&common.prefix), &shutdown);
     let scheduler = Scheduler::new(
         config,
         nats,
@@ -127,7 +138,7 @@ pub async fn run_api(common: Common, local: LocalArgs, api: ApiArgs) -> anyhow::
     );
     let nats = connect(&common).await?;
     let shutdown = shutdown_on_signal();
-    export_spans(&nats, &Layout::new(&common.prefix), &shutdown);
+    export_telemetry(&nats, &Layout::new(&common.prefix), &shutdown);
     let state = api_state(&common, nats, curriculum, backend, &api).await?;
     let (addr, server) = crate::api::serve(state, &api.listen, shutdown).await?;
     tracing::info!(%addr, "api listening");
@@ -217,7 +228,7 @@ pub async fn run_up(settings: UpSettings) -> anyhow::Result<ExitCode> {
     );
     let nats = connect(&common).await?;
     let shutdown = shutdown_on_signal();
-    export_spans(&nats, &Layout::new(&common.prefix), &shutdown);
+    export_telemetry(&nats, &Layout::new(&common.prefix), &shutdown);
 
     let scheduler = Scheduler::new(
         settings.scheduler,
@@ -303,7 +314,7 @@ pub async fn run_ingest(
         .with_context(|| format!("cannot reach NATS at {nats_url}"))?;
     let client = antidote_telemetry::clickhouse_client::client(clickhouse_url);
     tracing::info!(clickhouse = clickhouse_url, database = %config.database, "ingest starting");
-    export_spans(&nats, &Layout::new(prefix), &shutdown);
+    export_telemetry(&nats, &Layout::new(prefix), &shutdown);
     crate::ingest::run_all(config, nats, Layout::new(prefix), client, shutdown).await?;
     tracing::info!("ingest stopped");
     Ok(ExitCode::SUCCESS)

@@ -2,7 +2,7 @@
 //! the scheduler's work on it and every endpoint's create, reachability and configuration
 //! steps share the request's trace ID, and every span carries the session, lesson and
 //! livelesson (device-level spans also endpoint and instance) — checked in ClickHouse after
-//! the spans went through NATS and the ingest role. (Its own test binary: tracing is set up
+//! the spans went through NATS and the ingest role; log records carry their trace and IDs. (Its own test binary: tracing is set up
 //! once per process.)
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
@@ -47,8 +47,16 @@ async fn starting_a_lesson_is_one_trace_down_to_every_endpoint() {
         telemetry
             .take_spans()
             .expect("the first init in this process"),
-        js,
+        js.clone(),
         stack.client.layout.spans(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(antidote_telemetry::logs::publish(
+        telemetry
+            .take_logs()
+            .expect("the first init in this process"),
+        js,
+        stack.client.layout.logs(),
         shutdown.clone(),
     ));
     let clickhouse_url = std::env::var("ANTIDOTE_CLICKHOUSE_URL")
@@ -183,6 +191,40 @@ async fn starting_a_lesson_is_one_trace_down_to_every_endpoint() {
         assert!(
             Instant::now() < deadline,
             "{n} endpoint.configured events in the trace"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // Log records carry their request's trace and the session, lesson and livelesson of the
+    // spans around them.
+    const TRACE2: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let r = http()
+        .post(stack.url(&format!("/api/v1/livelessons/{id}/stages/2/verify")))
+        .header("x-antidote-session", &session)
+        .header("traceparent", format!("00-{TRACE2}-{PARENT}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows: Vec<(String, String, String, String)> = ch
+            .query(&format!(
+                "SELECT level, message, lesson, livelesson_id FROM {database}.logs FINAL \
+                 WHERE session_id = '{session}' AND trace_id = '{TRACE2}'"
+            ))
+            .fetch_all()
+            .await
+            .unwrap();
+        if let Some(row) = rows.iter().find(|r| r.1 == "request refused") {
+            assert_eq!(row.0, "INFO");
+            assert_eq!(row.2, "ospf-triangle");
+            assert_eq!(row.3, id);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log record of the refused request: {rows:?}"
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

@@ -7,6 +7,7 @@
 
 pub mod clickhouse_client;
 pub mod event;
+pub mod logs;
 pub mod metrics;
 pub mod rows;
 pub mod schema;

@@ -91,3 +91,25 @@ pub struct SpanRow {
     pub attr_keys: Vec<String>,
     pub attr_values: Vec<String>,
 }
+
+/// One row of `antidote.logs`: a log record of our code, with the trace it was written in
+/// and the session, lesson and livelesson of the spans around it.
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct LogRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub log_id: Uuid,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    pub ts: OffsetDateTime,
+    pub ts_ns: u64,
+    pub level: String,
+    pub target: String,
+    pub message: String,
+    pub service: String,
+    pub trace_id: String,
+    pub span_id: String,
+    pub session_id: String,
+    pub lesson: String,
+    pub livelesson_id: String,
+    pub attr_keys: Vec<String>,
+    pub attr_values: Vec<String>,
+}

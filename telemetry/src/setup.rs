@@ -1,5 +1,6 @@
-//! One `init` for every role: JSON logs on stderr, `tracing` spans turned into OpenTelemetry
-//! spans (W3C trace context), queued for ClickHouse through NATS ([`crate::spans`]); and the
+//! One `init` for every role: JSON logs on stderr and, queued for ClickHouse through NATS,
+//! log records ([`crate::logs`]) and `tracing` spans turned into OpenTelemetry spans (W3C
+//! trace context, [`crate::spans`]); and the
 //! helpers that carry trace context and the session ID across HTTP and NATS.
 
 use std::sync::Mutex;
@@ -9,20 +10,21 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tokio::sync::mpsc;
+use tracing::Dispatch;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::rows::SpanRow;
+use crate::rows::{LogRow, SpanRow};
 
 /// The header carrying the learner's session on HTTP requests and NATS messages (contract).
 pub const SESSION_HEADER: &str = "antidote-session-id";
 
-/// What [`init`] set up: the tracer provider and the queue of finished spans.
+/// What [`init`] set up: the tracer provider and the queues of finished spans and logs.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
     spans: Mutex<Option<mpsc::Receiver<SpanRow>>>,
+    logs: Mutex<Option<mpsc::Receiver<LogRow>>>,
 }
 
 impl Telemetry {
@@ -30,6 +32,11 @@ impl Telemetry {
     /// process's telemetry was set up elsewhere first.
     pub fn take_spans(&self) -> Option<mpsc::Receiver<SpanRow>> {
         self.spans.lock().ok().and_then(|mut s| s.take())
+    }
+
+    /// The queue of log records, once (the log publisher takes it).
+    pub fn take_logs(&self) -> Option<mpsc::Receiver<LogRow>> {
+        self.logs.lock().ok().and_then(|mut s| s.take())
     }
 
     /// Ends every span still open and stops the provider.
@@ -47,7 +54,28 @@ pub fn init(service: &str) -> Telemetry {
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .build();
+    let (dispatch, logs) = stack(&provider, service);
+    let installed = tracing::dispatcher::set_global_default(dispatch).is_ok();
+    if !installed {
+        return Telemetry {
+            provider: None,
+            spans: Mutex::new(None),
+            logs: Mutex::new(None),
+        };
+    }
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    Telemetry {
+        provider: Some(provider),
+        spans: Mutex::new(Some(rx)),
+        logs: Mutex::new(Some(logs)),
+    }
+}
+
+/// The subscriber every role runs: the level filter, JSON lines on stderr, our spans into
+/// OpenTelemetry (`provider`), our log records into the returned queue.
+fn stack(provider: &SdkTracerProvider, service: &str) -> (Dispatch, mpsc::Receiver<LogRow>) {
     let tracer = provider.tracer("antidote");
+    let (log_layer, logs, dispatch_slot) = crate::logs::LogLayer::new(service);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Spans of our own code only; libraries' spans (hyper, h2, ...) would drown the traces.
     let otel = tracing_opentelemetry::layer()
@@ -55,7 +83,7 @@ pub fn init(service: &str) -> Telemetry {
         .with_filter(tracing_subscriber::filter::filter_fn(|m| {
             m.is_span() && m.target().starts_with("antidote")
         }));
-    let installed = tracing_subscriber::registry()
+    let subscriber = tracing_subscriber::registry()
         .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
@@ -63,19 +91,29 @@ pub fn init(service: &str) -> Telemetry {
                 .with_writer(std::io::stderr),
         )
         .with(otel)
-        .try_init()
-        .is_ok();
-    if !installed {
-        return Telemetry {
-            provider: None,
-            spans: Mutex::new(None),
-        };
-    }
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    Telemetry {
-        provider: Some(provider),
-        spans: Mutex::new(Some(rx)),
-    }
+        .with(log_layer);
+    let dispatch = Dispatch::new(subscriber);
+    // The log layer reads each record's trace from the OpenTelemetry layer through this
+    // handle (inside a callback, the thread's default dispatcher is not available).
+    let _ = dispatch_slot.set(dispatch.downgrade());
+    (dispatch, logs)
+}
+
+/// The trace and span ID (hex) of the `tracing` span `id` in `dispatch`, empty when it has
+/// none. Safe to call from a layer's callbacks (holding no span extensions).
+pub fn ids_of_span(id: &tracing::span::Id, dispatch: &Dispatch) -> (String, String) {
+    use opentelemetry::trace::TraceContextExt;
+    tracing_opentelemetry::get_otel_context(id, dispatch)
+        .map(|cx| {
+            let span = cx.span();
+            let sc = span.span_context();
+            if sc.is_valid() {
+                (sc.trace_id().to_string(), sc.span_id().to_string())
+            } else {
+                (String::new(), String::new())
+            }
+        })
+        .unwrap_or_default()
 }
 
 /// The trace and span ID (hex) of the current `tracing` span, empty when there is none.
@@ -167,5 +205,32 @@ mod tests {
             back.span().span_context().trace_id().to_string(),
             "0af7651916cd43dd8448eb211c80319c"
         );
+    }
+}
+
+#[cfg(test)]
+mod stack_tests {
+    use super::*;
+
+    #[test]
+    fn the_whole_stack_delivers_spans_and_logs() {
+        let (processor, mut spans) = crate::spans::ChannelProcessor::new("test");
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build();
+        let (dispatch, mut logs) = stack(&provider, "test");
+        tracing::dispatcher::with_default(&dispatch, || {
+            let span = tracing::info_span!(target: "antidote_platform::api", "http.request", session.id = %"abcdefghij");
+            span.in_scope(|| {
+                tracing::info!(target: "antidote_platform::api::error", code = "x", "request refused");
+            });
+        });
+        let log = logs.try_recv().expect("a log record");
+        assert_eq!(log.message, "request refused");
+        assert_eq!(log.session_id, "abcdefghij");
+        assert_eq!(log.trace_id.len(), 32, "{log:?}");
+        let span = spans.try_recv().expect("a span");
+        assert_eq!(span.trace_id, log.trace_id);
+        assert_eq!(span.span_id, log.span_id);
     }
 }

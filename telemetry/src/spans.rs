@@ -164,10 +164,26 @@ pub fn role_of_module(module: &str) -> Option<&'static str> {
 /// Publishes queued spans to `subject` until `shutdown` (then what is queued, briefly).
 /// Each message carries `Nats-Msg-Id` = span ID, so a retried publish is stored once.
 pub async fn publish(
-    mut rx: mpsc::Receiver<SpanRow>,
+    rx: mpsc::Receiver<SpanRow>,
     js: jetstream::Context,
     subject: String,
     shutdown: CancellationToken,
+) {
+    drain(rx, js, subject, shutdown, "spans", |row: &SpanRow| {
+        row.span_id.clone()
+    })
+    .await;
+}
+
+/// Drains a telemetry queue to `subject` in batches, each message's `Nats-Msg-Id` from
+/// `id_of`; what cannot be published is counted as dropped under `label`.
+pub(crate) async fn drain<R: serde::Serialize>(
+    mut rx: mpsc::Receiver<R>,
+    js: jetstream::Context,
+    subject: String,
+    shutdown: CancellationToken,
+    label: &'static str,
+    id_of: impl Fn(&R) -> String,
 ) {
     let mut batch = Vec::with_capacity(512);
     loop {
@@ -179,45 +195,49 @@ pub async fn publish(
                 while let Ok(row) = rx.try_recv() {
                     batch.push(row);
                 }
-                send(&js, &subject, &mut batch).await;
+                send(&js, &subject, &mut batch, label, &id_of).await;
                 return;
             }
         };
         if n == 0 {
             return;
         }
-        send(&js, &subject, &mut batch).await;
+        send(&js, &subject, &mut batch, label, &id_of).await;
     }
 }
 
-async fn send(js: &jetstream::Context, subject: &str, batch: &mut Vec<SpanRow>) {
+async fn send<R: serde::Serialize>(
+    js: &jetstream::Context,
+    subject: &str,
+    batch: &mut Vec<R>,
+    label: &'static str,
+    id_of: &impl Fn(&R) -> String,
+) {
+    let dropped = || {
+        metrics()
+            .telemetry_dropped
+            .get_or_create(&metrics::stream(label))
+            .inc();
+    };
     let mut acks = Vec::with_capacity(batch.len());
     for row in batch.drain(..) {
         let Ok(payload) = serde_json::to_vec(&row) else {
+            dropped();
             continue;
         };
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", row.span_id.as_str());
+        headers.insert("Nats-Msg-Id", id_of(&row).as_str());
         match js
             .publish_with_headers(subject.to_owned(), headers, payload.into())
             .await
         {
             Ok(ack) => acks.push(ack),
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot publish a span");
-                metrics()
-                    .telemetry_dropped
-                    .get_or_create(&metrics::stream("spans"))
-                    .inc();
-            }
+            Err(_) => dropped(),
         }
     }
     for r in futures::future::join_all(acks.into_iter().map(|a| a.into_future())).await {
         if r.is_err() {
-            metrics()
-                .telemetry_dropped
-                .get_or_create(&metrics::stream("spans"))
-                .inc();
+            dropped();
         }
     }
 }

@@ -210,11 +210,16 @@ pub async fn request_context(
                 (code_for(status).to_owned(), message)
             }
         };
+        // Logged inside the request's span, so the record carries its trace and session.
         if status.is_client_error() {
-            tracing::info!(%method, %path, status = status.as_u16(), request_id, code, message, "request refused");
+            span.in_scope(|| {
+                tracing::info!(%method, %path, status = status.as_u16(), request_id, code, detail = %message, "request refused");
+            });
         }
         if status.is_server_error() {
-            tracing::error!(%method, %path, request_id, code, message, "request failed");
+            span.in_scope(|| {
+                tracing::error!(%method, %path, request_id, code, detail = %message, "request failed");
+            });
             state
                 .report_http_error(&session, &request_id, &method, &path, status, &message)
                 .instrument(span.clone())

@@ -232,7 +232,7 @@ async fn bridge(state: AppState, target: Target, mut socket: WebSocket, cols: u3
     let shell = match shell {
         Ok(shell) => shell,
         Err(message) => {
-            tracing::warn!(livelesson = %target.livelesson.id, endpoint = %target.endpoint, %message, "terminal could not open");
+            tracing::warn!(livelesson.id = %target.livelesson.id, endpoint = %target.endpoint, error = %message, "terminal could not open");
             let mut text = vec![FRAME_DATA];
             text.extend_from_slice(
                 format!("\r\n[antidote] cannot open the terminal: {message}\r\n").as_bytes(),
