@@ -59,6 +59,12 @@ pub enum Command {
         local: LocalArgs,
         #[command(flatten)]
         api: ApiArgs,
+        /// ClickHouse HTTP URL (the maintainers' session views read from it).
+        #[arg(long, env = CLICKHOUSE_URL_ENV, default_value = DEFAULT_CLICKHOUSE_URL)]
+        clickhouse_url: String,
+        /// Database holding the contract tables.
+        #[arg(long, env = "ANTIDOTE_CLICKHOUSE_DATABASE", default_value = clickhouse_client::DATABASE)]
+        database: String,
     },
     /// Run everything on this machine in one process: NATS and ClickHouse (the project's
     /// own, started with deploy/local/services.sh unless URLs are given), the schema, and the
@@ -121,6 +127,18 @@ pub enum Command {
     Lesson {
         #[command(subcommand)]
         command: LessonCommand,
+    },
+    /// Everything that happened to one session: its events in order, its spans as trees
+    /// with durations, and each endpoint instance with its last event (from ClickHouse).
+    Session {
+        /// The session ID (10 characters a-z, 0-9).
+        id: String,
+        /// ClickHouse HTTP URL.
+        #[arg(long, env = CLICKHOUSE_URL_ENV, default_value = DEFAULT_CLICKHOUSE_URL)]
+        clickhouse_url: String,
+        /// Database holding the contract tables.
+        #[arg(long, env = "ANTIDOTE_CLICKHOUSE_DATABASE", default_value = clickhouse_client::DATABASE)]
+        database: String,
     },
     /// Create or upgrade the ClickHouse database and tables (idempotent).
     Migrate {
@@ -211,6 +229,15 @@ pub struct ApiArgs {
     /// Address the HTTP server listens on.
     #[arg(long, env = "ANTIDOTE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Tokens that open the maintainer routes (comma-separated; none: those routes answer
+    /// 401).
+    #[arg(
+        long,
+        env = "ANTIDOTE_MAINTAINER_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub maintainer_tokens: Vec<String>,
     /// Where npm installed the front-end packages (xterm.js): `web/node_modules`.
     #[arg(long, env = "ANTIDOTE_WEB_MODULES", default_value = "web/node_modules")]
     pub web_modules: PathBuf,
@@ -320,6 +347,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clickhouse_url,
             database,
         } => migrate(&clickhouse_url, &database),
+        Command::Session {
+            id,
+            clickhouse_url,
+            database,
+        } => runtime()?.block_on(crate::operator::session(&id, &clickhouse_url, &database)),
         Command::Scheduler {
             common,
             local,
@@ -331,9 +363,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             scheduler.config(),
             metrics,
         )),
-        Command::Api { common, local, api } => {
-            runtime()?.block_on(crate::operator::run_api(common, local, api))
-        }
+        Command::Api {
+            common,
+            local,
+            api,
+            clickhouse_url,
+            database,
+        } => runtime()?.block_on(crate::operator::run_api(
+            common,
+            local,
+            api,
+            antidote_telemetry::clickhouse_client::client(&clickhouse_url).with_database(database),
+        )),
         Command::Up {
             nats_url,
             clickhouse_url,

@@ -117,19 +117,32 @@ async fn api_state(
     curriculum: Arc<Curriculum>,
     backend: Arc<LocalBackend>,
     api: &ApiArgs,
+    clickhouse: clickhouse::Client,
 ) -> anyhow::Result<crate::api::AppState> {
     let client = Client::new(nats, Layout::new(&common.prefix), "api").await?;
     let vendor = crate::web::Vendor::load(&api.web_modules);
     if let Some(missing) = &vendor.missing {
         tracing::warn!("{missing}");
     }
-    Ok(crate::api::AppState::new(
-        client, curriculum, backend, vendor,
-    ))
+    if api.maintainer_tokens.iter().all(|t| t.trim().is_empty()) {
+        tracing::warn!(
+            "no maintainer tokens (ANTIDOTE_MAINTAINER_TOKENS): the maintainer routes are closed"
+        );
+    }
+    Ok(
+        crate::api::AppState::new(client, curriculum, backend, vendor)
+            .with_telemetry(clickhouse)
+            .with_maintainer_tokens(api.maintainer_tokens.clone()),
+    )
 }
 
 /// `antidote api`: runs until SIGINT or SIGTERM.
-pub async fn run_api(common: Common, local: LocalArgs, api: ApiArgs) -> anyhow::Result<ExitCode> {
+pub async fn run_api(
+    common: Common,
+    local: LocalArgs,
+    api: ApiArgs,
+    clickhouse: clickhouse::Client,
+) -> anyhow::Result<ExitCode> {
     init_logging("api");
     let curriculum = Arc::new(load_curriculum(&common)?);
     let backend = Arc::new(
@@ -139,7 +152,7 @@ pub async fn run_api(common: Common, local: LocalArgs, api: ApiArgs) -> anyhow::
     let nats = connect(&common).await?;
     let shutdown = shutdown_on_signal();
     export_telemetry(&nats, &Layout::new(&common.prefix), &shutdown);
-    let state = api_state(&common, nats, curriculum, backend, &api).await?;
+    let state = api_state(&common, nats, curriculum, backend, &api, clickhouse).await?;
     let (addr, server) = crate::api::serve(state, &api.listen, shutdown).await?;
     tracing::info!(%addr, "api listening");
     server.await??;
@@ -250,7 +263,15 @@ pub async fn run_up(settings: UpSettings) -> anyhow::Result<ExitCode> {
         clickhouse,
         shutdown.clone(),
     ));
-    let state = api_state(&common, nats, curriculum.clone(), backend, &settings.api).await?;
+    let state = api_state(
+        &common,
+        nats,
+        curriculum.clone(),
+        backend,
+        &settings.api,
+        antidote_telemetry::clickhouse_client::client(&clickhouse_url).with_database(database),
+    )
+    .await?;
     let (addr, server) = crate::api::serve(state, &settings.api.listen, shutdown.clone()).await?;
     outln!(
         "Antidote is up: http://{addr}/  ({} lessons, NATS {nats_url}, ClickHouse {clickhouse_url}; Ctrl-C stops it)",
@@ -317,6 +338,110 @@ pub async fn run_ingest(
     export_telemetry(&nats, &Layout::new(prefix), &shutdown);
     crate::ingest::run_all(config, nats, Layout::new(prefix), client, shutdown).await?;
     tracing::info!("ingest stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `antidote session ID`: the session's timeline in the terminal.
+pub async fn session(id: &str, clickhouse_url: &str, database: &str) -> anyhow::Result<ExitCode> {
+    if !crate::backend::local::is_id(id, 10) {
+        anyhow::bail!("`{id}` is not a session ID (10 characters a-z, 0-9)");
+    }
+    let client =
+        antidote_telemetry::clickhouse_client::client(clickhouse_url).with_database(database);
+    let t = antidote_telemetry::timeline::session_timeline(&client, id)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot read session {id} from ClickHouse at {clickhouse_url} (database {database})"
+            )
+        })?;
+    if t.events.is_empty() && t.spans.is_empty() {
+        outln!(
+            "no events or spans recorded for session {id} in {clickhouse_url} (database {database})"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    outln!(
+        "session {id}: {} events, {} spans, {} endpoint instances",
+        t.events.len(),
+        t.spans.len(),
+        t.endpoints.len()
+    );
+    let start = t
+        .events
+        .first()
+        .map(|e| e.ts_ns)
+        .into_iter()
+        .chain(t.spans.first().map(|s| s.ts_ns))
+        .min()
+        .unwrap_or(0);
+    let offset = |ns: u64| ns.saturating_sub(start) as f64 / 1e9;
+    outln!("\nevents");
+    for e in &t.events {
+        let mut what = vec![e.lesson.clone()];
+        if !e.endpoint.is_empty() {
+            what.push(e.endpoint.clone());
+        }
+        if !e.instance.is_empty() {
+            what.push(e.instance.clone());
+        }
+        outln!(
+            "  +{:>8.3}s  {:<26} {:<10} {}{}",
+            offset(e.ts_ns),
+            e.kind,
+            e.livelesson_id,
+            what.join(" "),
+            if e.message.is_empty() {
+                String::new()
+            } else {
+                format!("  — {}", e.message)
+            }
+        );
+    }
+    outln!("\nspans");
+    let mut trace = "";
+    for (depth, s) in antidote_telemetry::timeline::span_trees(&t.spans) {
+        if s.trace_id != trace {
+            trace = &s.trace_id;
+            outln!("  trace {trace}");
+        }
+        let device = if s.endpoint.is_empty() {
+            String::new()
+        } else {
+            format!("  {} {}", s.endpoint, s.instance)
+        };
+        let status = if s.status_code == "error" {
+            format!("  ERROR {}", s.status_message)
+        } else {
+            String::new()
+        };
+        outln!(
+            "    +{:>8.3}s {:indent$}{:<w$} {:>9.1} ms  {}{device}{status}",
+            offset(s.ts_ns),
+            "",
+            s.name,
+            s.duration_ns as f64 / 1e6,
+            s.service,
+            indent = depth * 2,
+            w = 40usize.saturating_sub(depth * 2),
+        );
+    }
+    outln!("\nendpoints");
+    for h in &t.endpoints {
+        outln!(
+            "  {:<10} {:<10} {:<28} {:<6} {}{}",
+            h.livelesson_id,
+            h.endpoint,
+            h.instance,
+            h.node,
+            h.last_event,
+            if h.last_message.is_empty() {
+                String::new()
+            } else {
+                format!("  — {}", h.last_message)
+            }
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

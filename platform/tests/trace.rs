@@ -39,7 +39,14 @@ const PARENT: &str = "00f067aa0ba902b7";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starting_a_lesson_is_one_trace_down_to_every_endpoint() {
-    let stack = Stack::start(bundled()).await;
+    let clickhouse_url = std::env::var("ANTIDOTE_CLICKHOUSE_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:18123".into());
+    let database = format!("trace_{}", std::process::id());
+    let ch = antidote_telemetry::clickhouse_client::client(&clickhouse_url);
+    antidote_telemetry::schema::migrate(&ch, &clickhouse_url, &database)
+        .await
+        .unwrap();
+    let stack = Stack::start_with_telemetry(bundled(), ch.clone().with_database(&database)).await;
     let telemetry = antidote_telemetry::init("test");
     let shutdown = CancellationToken::new();
     let js = async_nats::jetstream::new(async_nats::connect(common::nats_url()).await.unwrap());
@@ -59,13 +66,6 @@ async fn starting_a_lesson_is_one_trace_down_to_every_endpoint() {
         stack.client.layout.logs(),
         shutdown.clone(),
     ));
-    let clickhouse_url = std::env::var("ANTIDOTE_CLICKHOUSE_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:18123".into());
-    let database = format!("trace_{}", std::process::id());
-    let ch = antidote_telemetry::clickhouse_client::client(&clickhouse_url);
-    antidote_telemetry::schema::migrate(&ch, &clickhouse_url, &database)
-        .await
-        .unwrap();
     let ingest = tokio::spawn(antidote_platform::ingest::run_all(
         IngestConfig {
             batch_size: 1000,
@@ -228,6 +228,95 @@ async fn starting_a_lesson_is_one_trace_down_to_every_endpoint() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+
+    // The maintainers' view of the session: the CLI and the API.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_antidote"))
+        .args([
+            "session",
+            &session,
+            "--clickhouse-url",
+            &clickhouse_url,
+            "--database",
+            &database,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        format!("session {session}:"),
+        "endpoint.configured".to_owned(),
+        "livelesson.ready".to_owned(),
+        "POST /api/v1/livelessons".to_owned(),
+        "s   scheduler.request".to_owned(), // one level below the request
+        "endpoint.reachability".to_owned(),
+        format!("trace {TRACE}"),
+    ] {
+        assert!(text.contains(&needle), "{needle:?} missing from\n{text}");
+    }
+    for ep in ["r1", "r2", "r3", "linux1"] {
+        let line = text
+            .lines()
+            .skip_while(|l| *l != "endpoints")
+            .find(|l| l.split_whitespace().nth(1) == Some(ep))
+            .unwrap_or_else(|| panic!("no endpoint line for {ep}:\n{text}"));
+        assert!(line.contains(&format!("-{id}-{ep}")), "{line}");
+    }
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_antidote"))
+        .args([
+            "session",
+            "zzzzzzzzzz",
+            "--clickhouse-url",
+            &clickhouse_url,
+            "--database",
+            &database,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stdout).contains("no events or spans recorded"));
+
+    let timeline = stack.url(&format!("/api/v1/sessions/{session}/timeline"));
+    for r in [
+        http().get(&timeline),
+        http().get(&timeline).header("x-antidote-session", &session),
+        http().get(&timeline).bearer_auth("not-the-token"),
+    ] {
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    let r = http()
+        .get(&timeline)
+        .bearer_auth(common::stack::MAINTAINER_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let t: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(t["session_id"], session.as_str());
+    assert!(t["spans"].as_array().unwrap().len() >= expected);
+    let kinds: HashSet<&str> = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "livelesson.requested",
+        "endpoint.created",
+        "endpoint.reachable",
+        "livelesson.ready",
+    ] {
+        assert!(kinds.contains(k), "{k} missing: {kinds:?}");
+    }
+    assert_eq!(t["endpoints"].as_array().unwrap().len(), 4);
+    assert_eq!(t["livelessons"][0]["id"], id.as_str());
 
     shutdown.cancel();
     ingest.await.unwrap().unwrap();

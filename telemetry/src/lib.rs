@@ -13,5 +13,6 @@ pub mod rows;
 pub mod schema;
 pub mod setup;
 pub mod spans;
+pub mod timeline;
 
 pub use setup::{Telemetry, init};

@@ -11,9 +11,11 @@ pub mod error;
 pub mod http_presentation;
 pub mod lessons;
 pub mod livelessons;
+pub mod maintainer;
 pub mod openapi;
 pub mod session;
 pub mod terminal;
+pub mod timeline;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -54,6 +56,11 @@ pub struct AppState {
     /// In-memory copies of the KV buckets for the reads every page polls.
     pub livelessons: View<Livelesson>,
     pub sessions: View<Session>,
+    /// The contract database in ClickHouse, for the maintainers' views (`None`: not
+    /// configured; those routes answer 503).
+    pub telemetry: Option<clickhouse::Client>,
+    /// Tokens that open the maintainer routes (none: they are closed).
+    pub maintainer_tokens: Arc<Vec<String>>,
 }
 
 impl AppState {
@@ -83,7 +90,27 @@ impl AppState {
             availability: Arc::new(availability),
             vendor: Arc::new(vendor),
             shutdown,
+            telemetry: None,
+            maintainer_tokens: Arc::new(Vec::new()),
         }
+    }
+
+    /// Reads the maintainers' views from `client` (already pointing at the database).
+    pub fn with_telemetry(mut self, client: clickhouse::Client) -> AppState {
+        self.telemetry = Some(client);
+        self
+    }
+
+    /// Opens the maintainer routes to these tokens (empty ones are ignored).
+    pub fn with_maintainer_tokens(mut self, tokens: Vec<String>) -> AppState {
+        self.maintainer_tokens = Arc::new(
+            tokens
+                .into_iter()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect(),
+        );
+        self
     }
 
     /// Publishes `http.error` for a 5xx answer.
@@ -135,6 +162,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/sessions", post(session::create))
+        .route("/api/v1/sessions/{id}/timeline", get(timeline::get))
         .route("/api/v1/lessons", get(lessons::list))
         .route("/api/v1/lessons/{slug}", get(lessons::get))
         .route("/api/v1/livelessons", post(livelessons::create))

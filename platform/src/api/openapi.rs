@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{client_errors, error, lessons, livelessons, session, terminal};
+use super::{client_errors, error, lessons, livelessons, session, terminal, timeline};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,10 +27,26 @@ use super::{client_errors, error, lessons, livelessons, session, terminal};
         livelessons::verify,
         terminal::open,
         client_errors::report,
+        timeline::get,
     ),
-    components(schemas(error::ErrorBody, error::ErrorDetail))
+    components(schemas(error::ErrorBody, error::ErrorDetail)),
+    modifiers(&MaintainerAuth)
 )]
 pub struct ApiDoc;
+
+/// Declares the maintainer routes' bearer token.
+struct MaintainerAuth;
+
+impl utoipa::Modify for MaintainerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "maintainer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 /// The document as JSON.
 pub fn document() -> utoipa::openapi::OpenApi {

@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Lab, nats_url, repo_root};
 
+/// The maintainer token every test stack accepts.
+pub const MAINTAINER_TOKEN: &str = "maintainer-test-token";
+
 pub struct Stack {
     /// `http://127.0.0.1:PORT`
     pub base: String,
@@ -41,6 +44,23 @@ impl Stack {
     pub async fn start_with(
         curriculum: Curriculum,
         tune: impl FnOnce(&mut SchedulerConfig),
+    ) -> Stack {
+        Stack::start_full(curriculum, tune, None).await
+    }
+
+    /// Like [`Stack::start`], with the maintainers' views reading `telemetry` (a ClickHouse
+    /// client pointing at a migrated database).
+    pub async fn start_with_telemetry(
+        curriculum: Curriculum,
+        telemetry: clickhouse::Client,
+    ) -> Stack {
+        Stack::start_full(curriculum, |_| {}, Some(telemetry)).await
+    }
+
+    async fn start_full(
+        curriculum: Curriculum,
+        tune: impl FnOnce(&mut SchedulerConfig),
+        telemetry: Option<clickhouse::Client>,
     ) -> Stack {
         let lab = Lab::new();
         let layout = Layout::new(format!(
@@ -71,7 +91,11 @@ impl Stack {
             "{:?} (scripts/test.sh runs npm ci)",
             vendor.missing
         );
-        let state = AppState::new(client.clone(), curriculum, lab.backend.clone(), vendor);
+        let mut state = AppState::new(client.clone(), curriculum, lab.backend.clone(), vendor)
+            .with_maintainer_tokens(vec![MAINTAINER_TOKEN.to_owned()]);
+        if let Some(t) = telemetry {
+            state = state.with_telemetry(t);
+        }
         let (addr, server) = antidote_platform::api::serve(state, "127.0.0.1:0", shutdown.clone())
             .await
             .expect("api listens");
