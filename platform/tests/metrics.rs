@@ -8,15 +8,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use antidote_platform::bus::Layout;
-use antidote_platform::ingest::{Events, Ingest, IngestConfig};
-use common::repo_root;
-use common::stack::{Stack, Term, http, ready_livelesson, session};
+use common::stack::{Ingested, Stack, Term, http, ready_livelesson, session};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 /// One sample: name, labels, value.
 type Sample = (String, BTreeMap<String, String>, f64);
@@ -67,60 +62,6 @@ async fn scrape(stack: &Stack) -> Vec<Sample> {
     parse(&r.text().await.unwrap())
 }
 
-/// The bundled curriculum plus a lesson whose configuration fails and one whose http
-/// presentation never answers.
-fn curriculum(dir: &Path) -> antidote_platform::curriculum::Curriculum {
-    let root = repo_root().join("curriculum");
-    for rel in [
-        "curriculum.meta.yaml",
-        "collections/antidote/collection.meta.yaml",
-        "images/utility/image.meta.yaml",
-        "lessons/bash-basics/lesson.meta.yaml",
-        "lessons/bash-basics/stage0/guide.md",
-        "lessons/bash-basics/stage1/guide.md",
-        "lessons/bash-basics/stage1/access.log",
-    ] {
-        let to = dir.join(rel);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(root.join(rel), to).unwrap();
-    }
-    let write = |rel: &str, text: &str| {
-        let to = dir.join(rel);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::write(to, text).unwrap();
-    };
-    let lesson = |slug: &str, endpoint: &str| {
-        format!(
-            "name: {slug}\nslug: {slug}\ncategory: fundamentals\ntier: prod\n\
-             description: A broken lab\nshortDescription: Broken\nendpoints:\n{endpoint}\
-             stages:\n- description: Broken\n  guideType: markdown\n"
-        )
-    };
-    write(
-        "lessons/broken-config/lesson.meta.yaml",
-        &lesson(
-            "broken-config",
-            "- name: linux1\n  image: utility\n  configurationType: shell\n  presentations:\n  - name: cli\n    port: 22\n    type: ssh\n",
-        ),
-    );
-    write("lessons/broken-config/stage0/guide.md", "# Broken\n");
-    write(
-        "lessons/broken-config/stage0/configs/linux1.sh",
-        "echo about to fail; exit 3\n",
-    );
-    write(
-        "lessons/never-reachable/lesson.meta.yaml",
-        &lesson(
-            "never-reachable",
-            "- name: web1\n  image: utility\n  presentations:\n  - name: site\n    port: 8000\n    type: http\n",
-        ),
-    );
-    write("lessons/never-reachable/stage0/guide.md", "# Broken\n");
-    let c = antidote_platform::curriculum::load(dir).unwrap();
-    assert!(c.invalid_lessons.is_empty(), "{:?}", c.invalid_lessons);
-    c
-}
-
 async fn wait_status(stack: &Stack, s: &str, id: &str, want: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -144,33 +85,13 @@ async fn wait_status(stack: &Stack, s: &str, id: &str, want: &str) -> Value {
 #[tokio::test]
 async fn metrics_expose_every_family_with_its_labels() {
     let dir = tempfile::tempdir().unwrap();
-    let stack = Stack::start_with(curriculum(dir.path()), |c| {
+    let stack = Stack::start_with(common::broken_labs(dir.path()), |c| {
         c.reachability_timeout = Duration::from_secs(2);
     })
     .await;
 
-    // Ingest the stack's events into a database of this test's own.
-    let clickhouse_url = std::env::var("ANTIDOTE_CLICKHOUSE_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:18123".into());
-    let database = format!("metrics_{}", std::process::id());
-    let ch = antidote_telemetry::clickhouse_client::client(&clickhouse_url);
-    antidote_telemetry::schema::migrate(&ch, &clickhouse_url, &database)
-        .await
-        .unwrap();
-    let ingest = Ingest::<Events>::new(
-        IngestConfig {
-            batch_size: 100,
-            flush_interval: Duration::from_millis(200),
-            database: database.clone(),
-        },
-        async_nats::connect(common::nats_url()).await.unwrap(),
-        Layout::new(stack.client.layout.prefix()),
-        ch.clone(),
-    )
-    .await
-    .unwrap();
-    let stop_ingest = CancellationToken::new();
-    let ingest_task = tokio::spawn(ingest.run(stop_ingest.clone()));
+    // Ingest the stack's streams into a database of this test's own.
+    let ingest = Ingested::start(&stack, Ingested::database("metrics").await).await;
 
     let s = session(&stack).await;
     let ready = ready_livelesson(&stack, &s, "bash-basics").await;
@@ -297,11 +218,6 @@ async fn metrics_expose_every_family_with_its_labels() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    stop_ingest.cancel();
-    ingest_task.await.unwrap().unwrap();
-    let _ = ch
-        .query(&format!("DROP DATABASE IF EXISTS {database}"))
-        .execute()
-        .await;
+    ingest.stop().await;
     stack.stop().await;
 }

@@ -12,10 +12,9 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use antidote_platform::ingest::IngestConfig;
 use antidote_platform::livelesson::Status;
 use common::bundled;
-use common::stack::{Stack, http};
+use common::stack::{Ingested, Stack, http};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -39,14 +38,8 @@ const PARENT: &str = "00f067aa0ba902b7";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starting_a_lesson_is_one_trace_down_to_every_endpoint() {
-    let clickhouse_url = std::env::var("ANTIDOTE_CLICKHOUSE_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:18123".into());
-    let database = format!("trace_{}", std::process::id());
-    let ch = antidote_telemetry::clickhouse_client::client(&clickhouse_url);
-    antidote_telemetry::schema::migrate(&ch, &clickhouse_url, &database)
-        .await
-        .unwrap();
-    let stack = Stack::start_with_telemetry(bundled(), ch.clone().with_database(&database)).await;
+    let db = Ingested::database("trace").await;
+    let stack = Stack::start_with_telemetry(bundled(), db.2.clone()).await;
     let telemetry = antidote_telemetry::init("test");
     let shutdown = CancellationToken::new();
     let js = async_nats::jetstream::new(async_nats::connect(common::nats_url()).await.unwrap());
@@ -66,17 +59,12 @@ async fn starting_a_lesson_is_one_trace_down_to_every_endpoint() {
         stack.client.layout.logs(),
         shutdown.clone(),
     ));
-    let ingest = tokio::spawn(antidote_platform::ingest::run_all(
-        IngestConfig {
-            batch_size: 1000,
-            flush_interval: Duration::from_millis(200),
-            database: database.clone(),
-        },
-        async_nats::connect(common::nats_url()).await.unwrap(),
-        stack.client.layout.clone(),
-        ch.clone(),
-        shutdown.clone(),
-    ));
+    let ingest = Ingested::start(&stack, db).await;
+    let (ch, database, clickhouse_url) = (
+        ingest.client.clone(),
+        ingest.database.clone(),
+        ingest.url.clone(),
+    );
 
     // The session's only HTTP request: the browser's click, continuing the browser's trace.
     let session = stack.client.create_session().await.unwrap().id;
@@ -319,10 +307,6 @@ async fn starting_a_lesson_is_one_trace_down_to_every_endpoint() {
     assert_eq!(t["livelessons"][0]["id"], id.as_str());
 
     shutdown.cancel();
-    ingest.await.unwrap().unwrap();
-    let _ = ch
-        .query(&format!("DROP DATABASE IF EXISTS {database}"))
-        .execute()
-        .await;
+    ingest.stop().await;
     stack.stop().await;
 }

@@ -163,12 +163,15 @@ async fn a_clickhouse_outage_loses_nothing() {
     let stats = ingest.stats.clone();
     let stop = CancellationToken::new();
     let task = tokio::spawn(ingest.run(stop.clone()));
-    s.publish("s3ss10n003", 2000).await;
+    let outage = Instant::now();
+    s.publish("s3ss10n003", 10_000).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while stats.insert_failures.load(Ordering::Relaxed) < 2 {
         assert!(Instant::now() < deadline, "ingest never tried to insert");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // ClickHouse stays away for 30 s; ingest keeps retrying and acknowledges nothing.
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(outage.elapsed())).await;
     assert_eq!(s.counts("s3ss10n003").await.0, 0);
 
     // ClickHouse "returns": the port now forwards to the real server.
@@ -189,7 +192,8 @@ async fn a_clickhouse_outage_loses_nothing() {
             });
         }
     });
-    s.wait_for_rows("s3ss10n003", 2000, 60).await;
+    // All 10,000, each exactly once (count after FINAL and distinct event IDs).
+    s.wait_for_rows("s3ss10n003", 10_000, 120).await;
     stop.cancel();
     task.await.unwrap().unwrap();
     proxy.abort();

@@ -152,4 +152,71 @@ pub fn assert_gone(lab: &Lab, ll: &str) {
     assert!(!Path::new(&state).join("instances").join(ll).exists());
 }
 
+/// `bash-basics` of the bundled curriculum, a lesson whose endpoint is configured
+/// (`configured-host`), one whose configuration fails (`broken-config`) and one whose http
+/// presentation never answers (`never-reachable`).
+pub fn broken_labs(dir: &Path) -> Curriculum {
+    let root = repo_root().join("curriculum");
+    for rel in [
+        "curriculum.meta.yaml",
+        "collections/antidote/collection.meta.yaml",
+        "images/utility/image.meta.yaml",
+        "lessons/bash-basics/lesson.meta.yaml",
+        "lessons/bash-basics/stage0/guide.md",
+        "lessons/bash-basics/stage1/guide.md",
+        "lessons/bash-basics/stage1/access.log",
+    ] {
+        let to = dir.join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(root.join(rel), to).unwrap();
+    }
+    let write = |rel: &str, text: &str| {
+        let to = dir.join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, text).unwrap();
+    };
+    let lesson = |slug: &str, endpoint: &str| {
+        format!(
+            "name: {slug}\nslug: {slug}\ncategory: fundamentals\ntier: prod\n\
+             description: A broken lab\nshortDescription: Broken\nendpoints:\n{endpoint}\
+             stages:\n- description: Broken\n  guideType: markdown\n"
+        )
+    };
+    write(
+        "lessons/broken-config/lesson.meta.yaml",
+        &lesson(
+            "broken-config",
+            "- name: linux1\n  image: utility\n  configurationType: shell\n  presentations:\n  - name: cli\n    port: 22\n    type: ssh\n",
+        ),
+    );
+    write("lessons/broken-config/stage0/guide.md", "# Broken\n");
+    write(
+        "lessons/broken-config/stage0/configs/linux1.sh",
+        "echo about to fail; exit 3\n",
+    );
+    write(
+        "lessons/never-reachable/lesson.meta.yaml",
+        &lesson(
+            "never-reachable",
+            "- name: web1\n  image: utility\n  presentations:\n  - name: site\n    port: 8000\n    type: http\n",
+        ),
+    );
+    write("lessons/never-reachable/stage0/guide.md", "# Broken\n");
+    write(
+        "lessons/configured-host/lesson.meta.yaml",
+        &lesson(
+            "configured-host",
+            "- name: linux1\n  image: utility\n  configurationType: shell\n  presentations:\n  - name: cli\n    port: 22\n    type: ssh\n",
+        ),
+    );
+    write("lessons/configured-host/stage0/guide.md", "# Configured\n");
+    write(
+        "lessons/configured-host/stage0/configs/linux1.sh",
+        "echo configured > /tmp/configured\n",
+    );
+    let c = antidote_platform::curriculum::load(dir).unwrap();
+    assert!(c.invalid_lessons.is_empty(), "{:?}", c.invalid_lessons);
+    c
+}
+
 pub mod stack;

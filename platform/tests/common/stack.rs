@@ -57,7 +57,7 @@ impl Stack {
         Stack::start_full(curriculum, |_| {}, Some(telemetry)).await
     }
 
-    async fn start_full(
+    pub async fn start_full(
         curriculum: Curriculum,
         tune: impl FnOnce(&mut SchedulerConfig),
         telemetry: Option<clickhouse::Client>,
@@ -297,4 +297,65 @@ impl Term {
 /// `text` as the UI escapes it in HTML.
 pub fn escape_html(text: &str) -> String {
     antidote_platform::web::escape(text)
+}
+
+/// A ClickHouse database of the test's own, migrated, with the ingest role (every feed)
+/// draining a stack's streams into it. [`Ingested::stop`] stops ingest and drops the database.
+pub struct Ingested {
+    pub url: String,
+    pub database: String,
+    /// Points at `database`.
+    pub client: clickhouse::Client,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Ingested {
+    /// Creates and migrates `<base>_<pid>` on the test ClickHouse.
+    pub async fn database(base: &str) -> (String, String, clickhouse::Client) {
+        let url = std::env::var("ANTIDOTE_CLICKHOUSE_URL")
+            .unwrap_or_else(|_| "http://127.0.0.1:18123".into());
+        let database = format!("{base}_{}", std::process::id());
+        let ch = antidote_telemetry::clickhouse_client::client(&url);
+        antidote_telemetry::schema::migrate(&ch, &url, &database)
+            .await
+            .unwrap_or_else(|e| panic!("cannot migrate {database} at {url}: {e}"));
+        let client = ch.with_database(&database);
+        (url, database, client)
+    }
+
+    /// Runs ingest for `stack`'s streams into the database `database()` made.
+    pub async fn start(
+        stack: &Stack,
+        (url, database, client): (String, String, clickhouse::Client),
+    ) -> Ingested {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(antidote_platform::ingest::run_all(
+            antidote_platform::ingest::IngestConfig {
+                batch_size: 1000,
+                flush_interval: Duration::from_millis(200),
+                database: database.clone(),
+            },
+            nats().await,
+            stack.client.layout.clone(),
+            antidote_telemetry::clickhouse_client::client(&url),
+            stop.clone(),
+        ));
+        Ingested {
+            url,
+            database,
+            client,
+            stop,
+            task,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+        let _ = antidote_telemetry::clickhouse_client::client(&self.url)
+            .query(&format!("DROP DATABASE IF EXISTS {}", self.database))
+            .execute()
+            .await;
+    }
 }
