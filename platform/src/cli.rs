@@ -120,6 +120,9 @@ pub enum Command {
         /// Flush waiting events at least this often.
         #[arg(long, env = "ANTIDOTE_INGEST_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
         flush_interval: Duration,
+        /// Drop events, spans and logs older than this many days (0: keep everything).
+        #[arg(long, env = "ANTIDOTE_RETENTION_DAYS", default_value_t = 30)]
+        retention_days: u32,
         #[command(flatten)]
         metrics: MetricsArgs,
     },
@@ -402,6 +405,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             database,
             batch_size,
             flush_interval,
+            retention_days,
             metrics,
         } => {
             if batch_size == 0 {
@@ -411,6 +415,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 batch_size,
                 flush_interval,
                 database,
+                retention_days,
             };
             runtime()?.block_on(crate::operator::run_ingest(
                 &nats_url,

@@ -88,6 +88,8 @@ pub struct IngestConfig {
     pub flush_interval: Duration,
     /// ClickHouse database holding the contract tables.
     pub database: String,
+    /// Drop events, spans and logs older than this many days (0: keep everything).
+    pub retention_days: u32,
 }
 
 impl Default for IngestConfig {
@@ -96,6 +98,7 @@ impl Default for IngestConfig {
             batch_size: 5000,
             flush_interval: Duration::from_secs(1),
             database: antidote_telemetry::clickhouse_client::DATABASE.to_owned(),
+            retention_days: 30,
         }
     }
 }
@@ -316,11 +319,46 @@ pub async fn run_all(
         clickhouse.clone(),
     )
     .await?;
+    let retention = tokio::spawn(retain(
+        config.retention_days,
+        clickhouse.clone(),
+        config.database.clone(),
+        shutdown.clone(),
+    ));
     let logs = Ingest::<Logs>::new(config, nats, layout, clickhouse).await?;
     let (e, s, l) = tokio::join!(
         events.run(shutdown.clone()),
         spans.run(shutdown.clone()),
         logs.run(shutdown)
     );
+    retention.abort();
     e.and(s).and(l)
+}
+
+/// Drops telemetry older than `days` once an hour (and at start) until `shutdown`.
+async fn retain(
+    days: u32,
+    clickhouse: clickhouse::Client,
+    database: String,
+    shutdown: CancellationToken,
+) {
+    if days == 0 {
+        return;
+    }
+    loop {
+        let before = antidote_telemetry::retention::cutoff(time::OffsetDateTime::now_utc(), days);
+        match antidote_telemetry::retention::drop_before(&clickhouse, &database, before).await {
+            Ok(dropped) if !dropped.is_empty() => {
+                tracing::info!(?dropped, days, "dropped telemetry past retention");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "retention could not drop old partitions; retrying in an hour")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
 }

@@ -257,6 +257,7 @@ pub async fn run_up(settings: UpSettings) -> anyhow::Result<ExitCode> {
             batch_size: 5000,
             flush_interval: Duration::from_secs(1),
             database: database.to_owned(),
+            retention_days: 30,
         },
         nats.clone(),
         Layout::new(&common.prefix),

@@ -9,6 +9,7 @@ pub mod clickhouse_client;
 pub mod event;
 pub mod logs;
 pub mod metrics;
+pub mod retention;
 pub mod rows;
 pub mod schema;
 pub mod setup;

@@ -331,3 +331,49 @@ fn the_same_ddl_runs_on_the_current_engine() {
     }
     assert_contract(&pairs, &format!("chdb {version}"));
 }
+
+#[tokio::test]
+async fn retention_drops_only_days_past_it() {
+    let client = clickhouse().await;
+    let db = unique("antidote_retention");
+    schema::migrate(&client, &clickhouse_url(), &db)
+        .await
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let mut old = sample_event("retention1");
+    old.ts = now - time::Duration::days(40);
+    old.ts_ns = u64::try_from(old.ts.unix_timestamp_nanos()).unwrap();
+    let recent = sample_event("retention1");
+    let mut insert = client
+        .clone()
+        .with_database(&db)
+        .insert::<EventRow>("events")
+        .await
+        .unwrap();
+    insert.write(&old).await.unwrap();
+    insert.write(&recent).await.unwrap();
+    insert.end().await.unwrap();
+
+    let cutoff = antidote_telemetry::retention::cutoff(now, 30);
+    let dropped = antidote_telemetry::retention::drop_before(&client, &db, cutoff)
+        .await
+        .unwrap();
+    let old_day = antidote_telemetry::retention::cutoff(old.ts, 0).to_string();
+    assert_eq!(dropped, [("events".to_owned(), old_day)]);
+    let left: Vec<String> = client
+        .query(&format!("SELECT toString(event_id) FROM {db}.events"))
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(left, [recent.event_id.to_string()]);
+    // Nothing past retention: nothing to do.
+    assert!(
+        antidote_telemetry::retention::drop_before(&client, &db, cutoff)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop_db(&client, &db).await;
+}

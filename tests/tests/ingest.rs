@@ -81,6 +81,7 @@ impl Setup {
                 batch_size: 500,
                 flush_interval: Duration::from_millis(200),
                 database: self.db.clone(),
+                retention_days: 0,
             };
             Ingest::<Events>::new(
                 config,

@@ -335,6 +335,7 @@ impl Ingested {
                 batch_size: 1000,
                 flush_interval: Duration::from_millis(200),
                 database: database.clone(),
+                retention_days: 0,
             },
             nats().await,
             stack.client.layout.clone(),
