@@ -23,7 +23,11 @@ use_build_cache() {
         # serves another checkout's code; the same checkout again rebuilds only what changed.
         local stamp=/var/cache/antidote/target/.last-checkout
         if [ "$(cat "$stamp" 2>/dev/null)" != "$ROOT" ]; then
-            (cd "$ROOT" && git ls-files -z -- Cargo.toml platform telemetry feedback tests 2>/dev/null |
+            # A checkout owned by another user is still ours to read (root runs these); a
+            # tree without git gets every source file touched instead.
+            (cd "$ROOT" && { git -c safe.directory="$ROOT" ls-files -z -- \
+                Cargo.toml platform telemetry feedback tests 2>/dev/null ||
+                find Cargo.toml platform telemetry feedback tests -type f -print0; } |
                 xargs -0 -r touch)
             echo "$ROOT" >"$stamp"
         fi
@@ -74,14 +78,27 @@ ensure_web_modules() {
     cp "$ROOT/web/package-lock.json" "$ROOT/web/.installed-lock.json"
 }
 
-# Stops `antidote up` and the per-role processes older versions of up.sh started.
+# Stops `antidote up` and the per-role processes older versions of up.sh started — only if
+# the pid file still names our own binary (after a reboot it may name anything), with TERM
+# and, after 30 s, KILL.
 stop_antidote() {
-    local name pidfile
+    local name pidfile pid exe i
     for name in up scheduler ingest; do
         pidfile=$ROOT/.antidote/$name.pid
-        if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-            kill -TERM "$(cat "$pidfile")"
-            while kill -0 "$(cat "$pidfile")" 2>/dev/null; do sleep 0.2; done
+        pid=$(cat "$pidfile" 2>/dev/null) || true
+        # (A binary replaced since it started shows as "… (deleted)".)
+        exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || true
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+            [ "${exe% (deleted)}" = "$ROOT/.antidote/bin/antidote" ]; then
+            kill -TERM "$pid"
+            for ((i = 0; i < 150; i++)); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.2
+            done
+            if kill -0 "$pid" 2>/dev/null; then
+                say "antidote $name (pid $pid) ignored TERM for 30 s; killing it"
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
             say "antidote $name stopped"
         fi
         rm -f "$pidfile"

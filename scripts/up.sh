@@ -27,6 +27,14 @@ say "validating the bundled curriculum"
 
 stop_antidote   # a previous `antidote up` (or the older per-role processes)
 
+# URLs of the project's own services (e.g. from a sourced .antidote/env) are not "somebody
+# else's services": antidote up starts ours when they are down.
+[ "${ANTIDOTE_NATS_URL:-}" = "nats://127.0.0.1:${ANTIDOTE_NATS_PORT:-14222}" ] && unset ANTIDOTE_NATS_URL
+[ "${ANTIDOTE_CLICKHOUSE_URL:-}" = "http://127.0.0.1:${ANTIDOTE_CLICKHOUSE_HTTP_PORT:-18123}" ] &&
+    unset ANTIDOTE_CLICKHOUSE_URL
+external_nats=${ANTIDOTE_NATS_URL:-}
+external_clickhouse=${ANTIDOTE_CLICKHOUSE_URL:-}
+
 export ANTIDOTE_CURRICULUM=${ANTIDOTE_CURRICULUM:-$ROOT/curriculum}
 export ANTIDOTE_LOCAL_STATE_DIR=${ANTIDOTE_LOCAL_STATE_DIR:-$ROOT/.antidote/local}
 export ANTIDOTE_WEB_MODULES=$ROOT/web/node_modules
@@ -51,6 +59,9 @@ done
 [ -n "$url" ] || { tail -n 20 "$log" >&2; die "antidote up did not come up within 120 s; see $log"; }
 
 eval "$(deploy/local/services.sh env)"
+# The services this instance really uses: the ones given, or the project's own.
+ANTIDOTE_NATS_URL=${external_nats:-$ANTIDOTE_NATS_URL}
+ANTIDOTE_CLICKHOUSE_URL=${external_clickhouse:-$ANTIDOTE_CLICKHOUSE_URL}
 # One file an operator sources to talk to this instance with the same settings.
 cat >"$ROOT/.antidote/env" <<ENV
 export ANTIDOTE_NATS_URL=$ANTIDOTE_NATS_URL

@@ -427,6 +427,7 @@ fn web_curriculum(dir: &Path) -> antidote_platform::curriculum::Curriculum {
          endpoints:\n- name: web1\n  image: webhost\n  presentations:\n  - name: cli\n    port: 22\n    type: ssh\n  - name: site\n    port: 8000\n    type: http\n\
          stages:\n- description: Look at the page\n  guideType: markdown\n",
     );
+    write("lessons/web-basics/stage0/a b.txt", "spaced out\n");
     write(
         "lessons/web-basics/stage0/guide.md",
         "# Hello from web1 <b>&</b>\n",
@@ -465,7 +466,16 @@ async fn http_presentations_reach_only_their_own_session() {
         r.text().await.unwrap().contains("stage0/"),
         "directory listing"
     );
-    // The endpoint's own 404 passes through as it is.
+    // Paths reach the endpoint as the browser encoded them.
+    let r = c
+        .get(stack.url(&format!("{site}/stage0/a%20b.txt")))
+        .header("x-antidote-session", &a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "spaced out\n");
+    // The endpoint's own 404 passes through as it is, not as the platform's JSON error.
     let r = c
         .get(stack.url(&format!("{site}/missing")))
         .header("x-antidote-session", &a)
@@ -473,6 +483,8 @@ async fn http_presentations_reach_only_their_own_session() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("\"request_id\""), "{body}");
     // Unknown presentations and ssh ones are not proxied.
     for p in ["nope", "cli"] {
         let r = c

@@ -387,3 +387,41 @@ async fn a_learner_uses_hints_and_verify_to_finish_a_stage() {
     c.close().await.unwrap();
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_lab_shows_why_and_closes_its_terminals() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = Stack::start(common::broken_labs(dir.path())).await;
+    let (_driver, c) = browser().await;
+
+    c.goto(&stack.url("/lessons/broken-config")).await.unwrap();
+    let failure = c
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("#failure:not([hidden])"))
+        .await
+        .unwrap();
+    let text = failure.text().await.unwrap();
+    assert!(text.contains("The lab could not start"), "{text}");
+    assert!(text.contains("configure"), "the failed phase: {text}");
+    let details = c
+        .find(Locator::Css("#failure details summary"))
+        .await
+        .unwrap();
+    details.click().await.unwrap();
+    let output = c.find(Locator::Css("#failure details pre")).await.unwrap();
+    assert!(output.text().await.unwrap().contains("about to fail"));
+    // The lab's instances are gone, and so are its terminals: nothing keeps reconnecting.
+    let open: Value = c
+        .execute(
+            "return [Object.keys(window.antidote.terminals).length, document.querySelectorAll('.terminal').length]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(open, json!([0, 0]));
+    assert!(c.find(Locator::Id("retry")).await.is_ok());
+
+    c.close().await.unwrap();
+    stack.stop().await;
+}

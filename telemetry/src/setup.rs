@@ -51,7 +51,9 @@ impl Telemetry {
 /// Only the first call installs anything; later calls get a `Telemetry` without spans.
 pub fn init(service: &str) -> Telemetry {
     let (processor, rx) = crate::spans::ChannelProcessor::new(service);
+    // Every learner action is traced, whatever sampling flag a browser's traceparent carries.
     let provider = SdkTracerProvider::builder()
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
         .with_span_processor(processor)
         .build();
     let (dispatch, logs) = stack(&provider, service);

@@ -115,6 +115,22 @@ fn code_for(status: StatusCode) -> &'static str {
     }
 }
 
+/// The method as a metric label: the standard ones by name, anything else `other` (any
+/// token is a valid method, and labels must stay few).
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// A usable request ID from the client, or a fresh one.
 fn request_id_of(request: &Request) -> String {
     request
@@ -169,16 +185,17 @@ pub async fn request_context(
         span.record("otel.status_code", "error");
     }
     let m = metrics();
+    let method_label = method_label(&method);
     m.http_requests
         .get_or_create(&HttpLabels {
-            method: method.to_string(),
+            method: method_label.to_owned(),
             route: route.clone(),
             status: status.as_u16(),
         })
         .inc();
     m.http_duration
         .get_or_create(&RouteLabels {
-            method: method.to_string(),
+            method: method_label.to_owned(),
             route,
         })
         .observe(started.elapsed().as_secs_f64());
@@ -189,7 +206,12 @@ pub async fn request_context(
         .is_some_and(|v| {
             v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
         });
-    if (status.is_client_error() || status.is_server_error()) && !already_shaped {
+    // An endpoint's own answer (http presentations) is the endpoint's business, not ours.
+    let proxied = response
+        .extensions()
+        .get::<super::http_presentation::Proxied>()
+        .is_some();
+    if (status.is_client_error() || status.is_server_error()) && !already_shaped && !proxied {
         let (code, message) = match response.extensions_mut().remove::<ApiError>() {
             Some(e) => (e.code.to_owned(), e.message),
             None => {
@@ -220,10 +242,24 @@ pub async fn request_context(
             span.in_scope(|| {
                 tracing::error!(%method, %path, request_id, code, detail = %message, "request failed");
             });
-            state
-                .report_http_error(&session, &request_id, &method, &path, status, &message)
-                .instrument(span.clone())
-                .await;
+            // Published in the background: a 5xx while NATS is slow or down must not wait
+            // for it.
+            let (state, session, request_id, method, path, message) = (
+                state.clone(),
+                session.clone(),
+                request_id.clone(),
+                method.clone(),
+                path.clone(),
+                message.clone(),
+            );
+            tokio::spawn(
+                async move {
+                    state
+                        .report_http_error(&session, &request_id, &method, &path, status, &message)
+                        .await;
+                }
+                .instrument(span.clone()),
+            );
         }
         let body = ErrorBody {
             error: ErrorDetail {
@@ -265,6 +301,16 @@ mod tests {
             assert_ne!(code_for(status), "error", "{s}");
         }
         assert_eq!(code_for(StatusCode::BAD_GATEWAY), "internal");
+    }
+
+    #[test]
+    fn unusual_methods_share_one_label() {
+        use axum::http::Method;
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(
+            method_label(&Method::from_bytes(b"AAAA1").unwrap()),
+            "other"
+        );
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! endpoint's port over the backend's management path, so the browser never needs a route
 //! to an endpoint.
 //!
-//! Only the livelesson's own session gets through (anyone else: 404). The learner's
-//! `antidote_session` cookie is removed before the request reaches the endpoint, and so are
-//! hop-by-hop headers. The endpoint sees paths without the prefix; an application that
+//! Only the livelesson's own session gets through (anyone else: 404). The platform's
+//! credentials (session cookie and header, maintainer token and cookie) are removed before
+//! the request reaches the endpoint, and so are hop-by-hop headers; the endpoint cannot set
+//! `antidote_*` cookies, and its answers — errors too — pass unchanged. The endpoint sees paths without the prefix; an application that
 //! links with absolute paths must be configured with the prefix as its base URL.
 
 use std::time::Duration;
@@ -18,7 +19,7 @@ use hyper_util::rt::TokioIo;
 
 use super::AppState;
 use super::error::ApiError;
-use super::session::{COOKIE, Learner};
+use super::session::Learner;
 use crate::livelesson::{EndpointStatus, Status};
 
 /// How long the endpoint may take to answer (headers; the body then streams).
@@ -130,7 +131,14 @@ async fn forward(
     });
 
     let (parts, body) = request.into_parts();
-    let mut target = format!("/{rest}");
+    // The path as the browser sent it (still percent-encoded), without our prefix: the
+    // decoded `rest` would turn `%2F` into a separator and `%20` into an invalid URI.
+    let raw = parts.uri.path();
+    let mine = prefix(&id, &endpoint, &presentation);
+    let mut target = raw
+        .strip_prefix(&mine)
+        .filter(|t| t.starts_with('/'))
+        .map_or_else(|| format!("/{rest}"), str::to_owned);
     if let Some(q) = parts.uri.query() {
         target.push('?');
         target.push_str(q);
@@ -155,19 +163,46 @@ async fn forward(
     for h in &HOP_BY_HOP {
         parts.headers.remove(h);
     }
+    // The endpoint must not set (or overwrite) the platform's own cookies.
+    let cookies: Vec<HeaderValue> = parts
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| {
+            !v.to_str()
+                .is_ok_and(|c| c.trim_start().starts_with("antidote_"))
+        })
+        .cloned()
+        .collect();
+    parts.headers.remove(header::SET_COOKIE);
+    for c in cookies {
+        parts.headers.append(header::SET_COOKIE, c);
+    }
+    // The endpoint's own answer, errors included: the error middleware leaves it as it is.
+    parts.extensions.insert(Proxied);
     Ok(Response::from_parts(parts, Body::new(body)))
 }
+
+/// Marks an answer that came from an endpoint, not from the platform.
+#[derive(Debug, Clone, Copy)]
+pub struct Proxied;
 
 fn bad_gateway(message: String) -> ApiError {
     ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "bad_gateway", message)
 }
 
-/// The browser's headers as the endpoint should see them: no hop-by-hop headers, no
-/// Antidote session cookie, `Host` naming the endpoint.
+/// The browser's headers as the endpoint should see them: no hop-by-hop headers, none of
+/// the platform's credentials (session cookie or header, maintainer token or cookie), `Host`
+/// naming the endpoint.
 fn forwarded_headers(incoming: &HeaderMap, endpoint: &str, port: u16) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (name, value) in incoming {
-        if HOP_BY_HOP.contains(name) || name == header::HOST || name == header::COOKIE {
+        if HOP_BY_HOP.contains(name)
+            || name == header::HOST
+            || name == header::COOKIE
+            || name == header::AUTHORIZATION
+            || name.as_str() == super::session::HEADER
+        {
             continue;
         }
         out.append(name.clone(), value.clone());
@@ -178,7 +213,13 @@ fn forwarded_headers(incoming: &HeaderMap, endpoint: &str, port: u16) -> HeaderM
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(COOKIE))
+        .filter(|pair| {
+            !pair.is_empty()
+                && !pair
+                    .split('=')
+                    .next()
+                    .is_some_and(|name| name.trim().starts_with("antidote_"))
+        })
         .collect();
     if !cookies.is_empty()
         && let Ok(v) = HeaderValue::from_str(&cookies.join("; "))
@@ -205,12 +246,19 @@ mod tests {
             header::COOKIE,
             "antidote_session=abc123def4; app=1".parse().unwrap(),
         );
-        h.append(header::COOKIE, "other=2".parse().unwrap());
+        h.append(
+            header::COOKIE,
+            "other=2; antidote_maintainer=secret".parse().unwrap(),
+        );
+        h.insert(header::AUTHORIZATION, "Bearer secret".parse().unwrap());
+        h.insert("x-antidote-session", "abc123def4".parse().unwrap());
         let out = forwarded_headers(&h, "web1", 8080);
         assert_eq!(out[header::HOST], "web1:8080");
         assert_eq!(out[header::COOKIE], "app=1; other=2");
         assert_eq!(out[header::ACCEPT], "text/html");
         assert!(out.get(header::CONNECTION).is_none());
+        assert!(out.get(header::AUTHORIZATION).is_none());
+        assert!(out.get("x-antidote-session").is_none());
 
         let mut only_ours = HeaderMap::new();
         only_ours.insert(

@@ -97,6 +97,8 @@
   }
 
   function showFailure(ll) {
+    // A FAILED lab's instances are torn down: its terminals have nothing to reach.
+    closeTerminals();
     failureEl.hidden = false;
     failureEl.replaceChildren();
     const h = document.createElement("h3");
@@ -177,7 +179,8 @@
       };
       ws.onclose = () => {
         this.element.dataset.connected = "false";
-        if (this.closedByPage) return;
+        // Terminals of a lab that is gone (failed, replaced) stay closed.
+        if (this.closedByPage || (context.livelesson && context.livelesson.id !== this.ll.id)) return;
         this.banner.hidden = false;
         this.attempt += 1;
         const delay = Math.min(5000, 500 * this.attempt);
@@ -198,6 +201,13 @@
       return this.send(0, encoder.encode(text));
     }
 
+    close() {
+      this.closedByPage = true;
+      if (this.ws) this.ws.close();
+      this.term.dispose();
+      this.element.remove();
+    }
+
     fitNow() {
       if (this.element.offsetParent !== null) {
         try { this.fit.fit(); } catch (e) { /* not laid out yet */ }
@@ -212,8 +222,21 @@
     if (term) { term.fitNow(); term.term.focus(); }
   }
 
+  let terminalsLab = null;
+  let resizeWired = false;
+
+  // Closes every terminal and tab (the lab they belong to is gone).
+  function closeTerminals() {
+    for (const t of Object.values(window.antidote.terminals)) t.close();
+    window.antidote.terminals = {};
+    tabsEl.replaceChildren();
+    terminalsLab = null;
+  }
+
   function openTerminals(ll) {
-    if (tabsEl.children.length > 0) return;
+    if (terminalsLab === ll.id) return;
+    closeTerminals();
+    terminalsLab = ll.id;
     for (const ep of ll.endpoints) {
       for (const p of ep.presentations) {
         if (p.type === "ssh" && !window.antidote.terminals[ep.name]) {
@@ -240,9 +263,12 @@
     }
     const first = tabsEl.querySelector("button.tab");
     if (first) showTab(first.dataset.endpoint);
-    window.addEventListener("resize", () => {
-      for (const t of Object.values(window.antidote.terminals)) t.fitNow();
-    });
+    if (!resizeWired) {
+      resizeWired = true;
+      window.addEventListener("resize", () => {
+        for (const t of Object.values(window.antidote.terminals)) t.fitNow();
+      });
+    }
   }
 
   // NRE Labs guides: the code block before a "Run this snippet" button is typed into that
