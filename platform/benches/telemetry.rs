@@ -9,8 +9,8 @@
 //! cargo bench -p antidote-platform --bench telemetry
 //! ```
 //!
-//! Knobs: BENCH_EVENTS (200000), BENCH_STORED (10000000), BENCH_SESSIONS (100000),
-//! BENCH_QUERIES (200), BENCH_READY_RUNS (10).
+//! Knobs: BENCH_EVENTS (300000), BENCH_STORED (10000000), BENCH_SESSIONS (100000),
+//! BENCH_QUERIES (200), BENCH_READY_RUNS (20).
 
 #![allow(
     clippy::unwrap_used,
@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// Publishes BENCH_EVENTS events and measures until ClickHouse has committed them all.
 async fn ingest_rate() -> anyhow::Result<()> {
-    let n: usize = env_or("BENCH_EVENTS", 200_000);
+    let n: usize = env_or("BENCH_EVENTS", 300_000);
     let url = clickhouse_url();
     let db = format!("bench_ingest_{}", std::process::id());
     let ch = antidote_telemetry::clickhouse_client::client(&url);
@@ -233,7 +233,7 @@ async fn timeline_query() -> anyhow::Result<()> {
 /// One process's time-to-READY of `ospf-triangle` (BENCH_READY_RUNS runs), with the span
 /// and log exporters when BENCH_TELEMETRY=1.
 async fn time_to_ready() -> anyhow::Result<()> {
-    let runs: usize = env_or("BENCH_READY_RUNS", 10);
+    let runs: usize = env_or("BENCH_READY_RUNS", 20);
     let with = std::env::var("BENCH_TELEMETRY").as_deref() == Ok("1");
     let stack = common::stack::Stack::start(common::bundled()).await;
     let stop = CancellationToken::new();
