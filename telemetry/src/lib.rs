@@ -16,4 +16,4 @@ pub mod setup;
 pub mod spans;
 pub mod timeline;
 
-pub use setup::{Telemetry, init};
+pub use setup::{Telemetry, init, init_with};

@@ -39,6 +39,13 @@ impl Telemetry {
         self.logs.lock().ok().and_then(|mut s| s.take())
     }
 
+    /// Sends what the exporters hold (OTLP batches) now.
+    pub fn flush(&self) {
+        if let Some(p) = &self.provider {
+            let _ = p.force_flush();
+        }
+    }
+
     /// Ends every span still open and stops the provider.
     pub fn shutdown(&self) {
         if let Some(p) = &self.provider {
@@ -50,12 +57,30 @@ impl Telemetry {
 /// Sets up logging and tracing for the process (`service` names the spans' default role).
 /// Only the first call installs anything; later calls get a `Telemetry` without spans.
 pub fn init(service: &str) -> Telemetry {
+    init_with(
+        service,
+        std::env::var(OTLP_ENDPOINT_ENV)
+            .ok()
+            .filter(|e| !e.trim().is_empty()),
+    )
+}
+
+/// [`init`], exporting spans by OTLP/gRPC to `otlp` too when given.
+pub fn init_with(service: &str, otlp: Option<String>) -> Telemetry {
     let (processor, rx) = crate::spans::ChannelProcessor::new(service);
     // Every learner action is traced, whatever sampling flag a browser's traceparent carries.
-    let provider = SdkTracerProvider::builder()
+    let mut builder = SdkTracerProvider::builder()
         .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
-        .with_span_processor(processor)
-        .build();
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(format!("antidote-{service}"))
+                .build(),
+        )
+        .with_span_processor(processor);
+    if let Some(otlp) = otlp.and_then(otlp_processor) {
+        builder = builder.with_span_processor(otlp);
+    }
+    let provider = builder.build();
     let (dispatch, logs) = stack(&provider, service);
     let installed = tracing::dispatcher::set_global_default(dispatch).is_ok();
     if !installed {
@@ -70,6 +95,39 @@ pub fn init(service: &str) -> Telemetry {
         provider: Some(provider),
         spans: Mutex::new(Some(rx)),
         logs: Mutex::new(Some(logs)),
+    }
+}
+
+/// The standard variable naming an OTLP/gRPC collector (e.g. `http://127.0.0.1:4317`).
+pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// The same spans by OTLP/gRPC to `endpoint`, batched on the Tokio runtime (so `init` must
+/// run inside one). A bad endpoint is reported and skipped: ClickHouse keeps getting every
+/// span.
+fn otlp_processor(
+    endpoint: String,
+) -> Option<impl opentelemetry_sdk::trace::SpanProcessor + 'static> {
+    use opentelemetry_otlp::WithExportConfig;
+    if tokio::runtime::Handle::try_current().is_err() {
+        eprintln!("an OTLP endpoint is set but there is no Tokio runtime; OTLP export is off");
+        return None;
+    }
+    match opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint.clone())
+        .build()
+    {
+        Ok(exporter) => Some(
+            opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+                exporter,
+                opentelemetry_sdk::runtime::Tokio,
+            )
+            .build(),
+        ),
+        Err(e) => {
+            eprintln!("cannot export spans by OTLP to {endpoint}: {e}; OTLP export is off");
+            None
+        }
     }
 }
 
