@@ -306,6 +306,18 @@ async fn the_terminal_resizes_and_reconnects() {
     type_keys(&c, "linux1", "echo back-$((40+2))\n").await;
     wait_screen(&c, "linux1", "back-42", 1).await;
 
+    // A paste far over the server's 64 KiB frame limit arrives whole (the page splits it).
+    c.execute(
+        "const t = window.antidote.terminals.linux1;
+         t.type('stty -echo; cat > /tmp/big\\n');
+         t.type('y\\n'.repeat(40000));
+         t.type('\\u0004stty echo; echo lines-$(wc -l < /tmp/big)\\n');",
+        vec![],
+    )
+    .await
+    .unwrap();
+    wait_screen(&c, "linux1", "lines-40000", 1).await;
+
     c.close().await.unwrap();
     stack.stop().await;
 }

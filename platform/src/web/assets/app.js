@@ -190,10 +190,15 @@
 
     send(type, payload) {
       if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
-      const frame = new Uint8Array(payload.length + 1);
-      frame[0] = type;
-      frame.set(payload, 1);
-      this.ws.send(frame);
+      // The server takes frames up to 64 KiB: a long paste goes in pieces.
+      const piece = 16 * 1024;
+      for (let at = 0; at === 0 || at < payload.length; at += piece) {
+        const part = payload.subarray(at, at + piece);
+        const frame = new Uint8Array(part.length + 1);
+        frame[0] = type;
+        frame.set(part, 1);
+        this.ws.send(frame);
+      }
       return true;
     }
 
