@@ -11,28 +11,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use antidote_telemetry::event::kind;
-use common::stack::{Ingested, Stack, Term, http, ready_livelesson};
+use common::stack::{Ingested, Stack, Term, http, ready_livelesson, wait_status};
 use serde_json::{Value, json};
-
-async fn wait_status(stack: &Stack, s: &str, id: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ll: Value = http()
-            .get(stack.url(&format!("/api/v1/livelessons/{id}")))
-            .header("x-antidote-session", s)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if ll["status"] == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never {want}: {ll}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 async fn start(stack: &Stack, s: &str, lesson: &str) -> String {
     let r: Value = http()

@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::stack::{Ingested, Stack, Term, http, ready_livelesson, session};
+use common::stack::{Ingested, Stack, Term, http, ready_livelesson, session, wait_status};
 use serde_json::{Value, json};
 
 /// One sample: name, labels, value.
@@ -60,26 +60,6 @@ async fn scrape(stack: &Stack) -> Vec<Sample> {
             .starts_with("application/openmetrics-text")
     );
     parse(&r.text().await.unwrap())
-}
-
-async fn wait_status(stack: &Stack, s: &str, id: &str, want: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ll: Value = http()
-            .get(stack.url(&format!("/api/v1/livelessons/{id}")))
-            .header("x-antidote-session", s)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if ll["status"] == want {
-            return ll;
-        }
-        assert!(Instant::now() < deadline, "never {want}: {ll}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]

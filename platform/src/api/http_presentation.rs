@@ -20,7 +20,6 @@ use hyper_util::rt::TokioIo;
 use super::AppState;
 use super::error::ApiError;
 use super::session::Learner;
-use crate::livelesson::{EndpointStatus, Status};
 
 /// How long the endpoint may take to answer (headers; the body then streams).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -89,16 +88,7 @@ async fn forward(
     request: Request,
 ) -> Result<Response, ApiError> {
     let ll = state.own_livelesson(&learner, &id).await?;
-    let ep = ll
-        .endpoints
-        .iter()
-        .find(|e| e.name == endpoint)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "lesson `{}` has no endpoint `{endpoint}`",
-                ll.lesson
-            ))
-        })?;
+    let ep = super::livelessons::reachable_endpoint(&ll, &endpoint)?;
     let p = ep
         .presentations
         .iter()
@@ -108,14 +98,6 @@ async fn forward(
                 "endpoint `{endpoint}` has no http presentation `{presentation}`"
             ))
         })?;
-    let usable = matches!(ll.status, Status::Ready | Status::Configuring)
-        && !matches!(ep.state, EndpointStatus::Pending | EndpointStatus::Failed);
-    if !usable {
-        return Err(ApiError::conflict(format!(
-            "livelesson `{}` is {}; `{endpoint}` is not reachable yet",
-            ll.id, ll.status
-        )));
-    }
     let stream = state
         .backend
         .connect(&ll.id, &endpoint, p.port)

@@ -163,6 +163,35 @@ impl AppState {
     }
 }
 
+/// Endpoint `name` of `ll`, if its instance can be reached now (the livelesson is READY or
+/// CONFIGURING and the endpoint got past creation): 404 for an unknown endpoint, 409 while
+/// it is not reachable yet. What terminals and http presentations connect to.
+pub fn reachable_endpoint<'a>(
+    ll: &'a Livelesson,
+    name: &str,
+) -> Result<&'a crate::livelesson::EndpointState, ApiError> {
+    let ep = ll
+        .endpoints
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("lesson `{}` has no endpoint `{name}`", ll.lesson))
+        })?;
+    let usable = matches!(ll.status, Status::Ready | Status::Configuring)
+        && !matches!(ep.state, EndpointStatus::Pending | EndpointStatus::Failed);
+    if !usable {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_ready",
+            format!(
+                "livelesson `{}` is {} and endpoint `{name}` is {:?}; it opens once it is reachable",
+                ll.id, ll.status, ep.state
+            ),
+        ));
+    }
+    Ok(ep)
+}
+
 /// Asks for the session's livelesson of a lesson. A session has one livelesson per lesson:
 /// asking again returns the existing one as it is (its stage unchanged — move it with
 /// `PUT /api/v1/livelessons/{id}/stage`); a FAILED one is replaced by a fresh one.

@@ -19,16 +19,21 @@ pub const COOKIE: &str = "antidote_session";
 /// The header API clients may use instead of the cookie.
 pub const HEADER: &str = "x-antidote-session";
 
-/// The session ID a request names (cookie first, then header), if it looks like one.
-pub fn session_hint(headers: &HeaderMap) -> String {
-    let from_cookie = headers
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.trim().to_owned());
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.trim().to_owned())
+}
+
+/// The session ID a request names (cookie first, then header), if it looks like one.
+pub fn session_hint(headers: &HeaderMap) -> String {
+    let from_cookie = cookie(headers, COOKIE);
     let from_header = || {
         headers
             .get(HEADER)

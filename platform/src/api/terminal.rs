@@ -19,7 +19,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::session::Learner;
 use crate::backend::ssh;
-use crate::livelesson::{EndpointStatus, Livelesson, Status};
+use crate::livelesson::Livelesson;
 use antidote_telemetry::event::{Event, kind};
 use antidote_telemetry::metrics::metrics;
 use antidote_telemetry::rows::Severity;
@@ -64,16 +64,7 @@ fn resolve(
     endpoint: &str,
     presentation: Option<&str>,
 ) -> Result<Target, ApiError> {
-    let ep = ll
-        .endpoints
-        .iter()
-        .find(|e| e.name == endpoint)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "lesson `{}` has no endpoint `{endpoint}`",
-                ll.lesson
-            ))
-        })?;
+    let ep = super::livelessons::reachable_endpoint(&ll, endpoint)?;
     let p = match presentation {
         Some(name) => ep.presentations.iter().find(|p| p.name == name),
         None => ep.presentations.iter().find(|p| p.kind == "ssh"),
@@ -88,14 +79,6 @@ fn resolve(
         return Err(ApiError::bad_request(format!(
             "presentation `{}` of `{endpoint}` is {}, not ssh; open it through its http route",
             p.name, p.kind
-        )));
-    }
-    let usable = matches!(ll.status, Status::Ready | Status::Configuring)
-        && !matches!(ep.state, EndpointStatus::Pending | EndpointStatus::Failed);
-    if !usable {
-        return Err(ApiError::conflict(format!(
-            "livelesson `{}` is {} and endpoint `{endpoint}` is {:?}; terminals open once it is reachable",
-            ll.id, ll.status, ep.state
         )));
     }
     let image = state.curriculum.images.get(&ep.image).ok_or_else(|| {

@@ -166,6 +166,27 @@ pub async fn session(stack: &Stack) -> String {
     body["session_id"].as_str().expect("session_id").to_owned()
 }
 
+/// Waits until livelesson `id` (of `session`) has status `want`, as the API reports it.
+pub async fn wait_status(stack: &Stack, session: &str, id: &str, want: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ll: serde_json::Value = http()
+            .get(stack.url(&format!("/api/v1/livelessons/{id}")))
+            .header("x-antidote-session", session)
+            .send()
+            .await
+            .expect("GET livelesson")
+            .json()
+            .await
+            .expect("json");
+        if ll["status"] == want {
+            return ll;
+        }
+        assert!(Instant::now() < deadline, "never {want}: {ll}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Starts a livelesson of `lesson` for `session` and waits until it is READY.
 pub async fn ready_livelesson(stack: &Stack, session: &str, lesson: &str) -> serde_json::Value {
     let r = http()
