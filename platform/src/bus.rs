@@ -85,6 +85,11 @@ impl Layout {
         self.name("SPANS")
     }
 
+    /// The `FEEDBACK` stream's name.
+    pub fn feedback_stream(&self) -> String {
+        self.name("FEEDBACK")
+    }
+
     /// The `LOGS` stream's name.
     pub fn logs_stream(&self) -> String {
         self.name("LOGS")
@@ -238,6 +243,37 @@ pub async fn publish_event(
         .map_err(|e| e.to_string())?
         .await
         .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Publishes a feedback report's state on `<prefix>.feedback.<what>` and waits until
+/// JetStream stored it (`Nats-Msg-Id` = ID and revision, so a resend is stored once).
+pub async fn publish_feedback(
+    js: &jetstream::Context,
+    layout: &Layout,
+    what: &str,
+    row: &antidote_telemetry::rows::FeedbackRow,
+) -> Result<(), String> {
+    let payload = serde_json::to_vec(row).map_err(|e| e.to_string())?;
+    let mut headers = async_nats::HeaderMap::new();
+    if !row.session_id.is_empty() {
+        headers.insert(SESSION_HEADER, row.session_id.as_str());
+    }
+    headers.insert(
+        "Nats-Msg-Id",
+        format!("{}-{}", row.feedback_id, row.revision).as_str(),
+    );
+    antidote_telemetry::setup::inject_nats(&mut headers);
+    let ack = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        js.publish_with_headers(layout.feedback(what), headers, payload.into())
+            .await
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|_| "NATS did not confirm within 5 s".to_owned())??;
+    let _ = ack;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! The ingest role: drains JetStream streams into ClickHouse — `EVENTS` into `events`,
-//! `SPANS` into `spans`, `LOGS` into `logs` — one [`Feed`] each, the same pipeline for all.
+//! `SPANS` into `spans`, `LOGS` into `logs`, `FEEDBACK` into `feedback` — one [`Feed`]
+//! each, the same pipeline for all.
 //!
 //! Per feed, one durable pull consumer (`ingest-<feed>`, shared by every ingest replica)
 //! feeds batches that flush on size or time. A batch is inserted with the `clickhouse` crate
@@ -9,7 +10,6 @@
 //! redelivered message never counts twice (`FINAL`). Malformed messages are terminated and
 //! counted.
 //!
-//! Feedback joins later (DESIGN §8) as a further feed.
 
 use antidote_telemetry::metrics::{self, metrics};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{self, Layout};
 use antidote_telemetry::event::Event;
-use antidote_telemetry::rows::{EventRow, LogRow, SpanRow};
+use antidote_telemetry::rows::{EventRow, FeedbackRow, LogRow, SpanRow};
 
 /// One stream → table pipeline.
 pub trait Feed: Send + Sync + 'static {
@@ -48,6 +48,21 @@ impl Feed for Events {
         serde_json::from_slice::<Event>(payload)
             .map(|e| EventRow::from(&e))
             .map_err(|e| e.to_string())
+    }
+}
+
+/// `FEEDBACK` → `feedback` (every submitted or updated state of a report; the highest
+/// revision wins).
+pub struct Feedback;
+
+impl Feed for Feedback {
+    type Row = FeedbackRow;
+    const NAME: &'static str = "feedback";
+    fn stream(layout: &Layout) -> String {
+        layout.feedback_stream()
+    }
+    fn decode(payload: &[u8]) -> Result<FeedbackRow, String> {
+        serde_json::from_slice(payload).map_err(|e| e.to_string())
     }
 }
 
@@ -297,7 +312,7 @@ impl<F: Feed> Ingest<F> {
     }
 }
 
-/// Every feed (events, spans, logs) with one configuration until `shutdown`.
+/// Every feed (events, spans, logs, feedback) with one configuration until `shutdown`.
 pub async fn run_all(
     config: IngestConfig,
     nats: async_nats::Client,
@@ -325,14 +340,22 @@ pub async fn run_all(
         config.database.clone(),
         shutdown.clone(),
     ));
-    let logs = Ingest::<Logs>::new(config, nats, layout, clickhouse).await?;
-    let (e, s, l) = tokio::join!(
+    let logs = Ingest::<Logs>::new(
+        config.clone(),
+        nats.clone(),
+        layout.clone(),
+        clickhouse.clone(),
+    )
+    .await?;
+    let feedback = Ingest::<Feedback>::new(config, nats, layout, clickhouse).await?;
+    let (e, s, l, f) = tokio::join!(
         events.run(shutdown.clone()),
         spans.run(shutdown.clone()),
-        logs.run(shutdown)
+        logs.run(shutdown.clone()),
+        feedback.run(shutdown)
     );
     retention.abort();
-    e.and(s).and(l)
+    e.and(s).and(l).and(f)
 }
 
 /// Drops telemetry older than `days` once an hour (and at start) until `shutdown`.

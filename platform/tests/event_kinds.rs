@@ -1,7 +1,7 @@
 //! Every event kind of DESIGN §7 that the platform emits so far is produced by real work and
 //! lands in ClickHouse with the session's IDs: sessions, livelessons that become READY,
 //! change stage, fail in configuration or reachability and are deleted, terminals, client
-//! errors and a server error. (`feedback.*` come with the feedback intake.)
+//! errors, a server error and a feedback report. (`feedback.updated` comes with triage.)
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
@@ -95,6 +95,15 @@ async fn every_event_kind_lands_in_clickhouse_with_its_ids() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
+    // feedback.submitted
+    let r = http()
+        .post(stack.url("/api/v1/feedback"))
+        .header("x-antidote-session", &s)
+        .json(&json!({"category": "lab_not_working", "message": "sshd is gone", "livelesson_id": basics}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
     // livelesson.deleted, endpoint.deleted
     let r = http()
         .delete(stack.url(&format!("/api/v1/livelessons/{configured}")))
@@ -122,6 +131,7 @@ async fn every_event_kind_lands_in_clickhouse_with_its_ids() {
         kind::TERMINAL_CLOSED,
         kind::CLIENT_ERROR,
         kind::HTTP_ERROR,
+        kind::FEEDBACK_SUBMITTED,
     ];
     let deadline = Instant::now() + Duration::from_secs(60);
     let found: BTreeMap<String, (u64, String, String)> = loop {

@@ -113,3 +113,33 @@ pub struct LogRow {
     pub attr_keys: Vec<String>,
     pub attr_values: Vec<String>,
 }
+
+/// One row of `antidote.feedback`: a report's whole state at `revision` (the highest revision
+/// wins, `FINAL`). Published as JSON on `antidote.feedback.submitted` / `.updated`.
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct FeedbackRow {
+    pub feedback_id: String,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    pub updated_at: OffsetDateTime,
+    pub revision: u64,
+    pub session_id: String,
+    pub livelesson_id: String,
+    pub lesson: String,
+    pub stage: i16,
+    pub category: String,
+    /// 0 when the learner gave none.
+    pub rating: u8,
+    pub message: String,
+    pub contact: String,
+    pub page_url: String,
+    pub user_agent: String,
+    /// What the page attached (endpoints, request and trace IDs, client errors), as JSON.
+    pub client_context: String,
+    pub status: String,
+    pub assignee: String,
+    pub priority: String,
+    pub group_key: String,
+    pub duplicate_of: String,
+}

@@ -8,6 +8,7 @@
 
 pub mod client_errors;
 pub mod error;
+pub mod feedback;
 pub mod http_presentation;
 pub mod lessons;
 pub mod livelessons;
@@ -187,6 +188,7 @@ pub fn router(state: AppState) -> Router {
             get(terminal::open),
         )
         .route("/api/v1/client-errors", post(client_errors::report))
+        .route("/api/v1/feedback", post(feedback::submit))
         .route(
             "/livelessons/{id}/endpoints/{endpoint}/http/{presentation}",
             any(http_presentation::redirect),

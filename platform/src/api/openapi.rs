@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{client_errors, error, lessons, livelessons, session, terminal, timeline};
+use super::{client_errors, error, feedback, lessons, livelessons, session, terminal, timeline};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,7 @@ use super::{client_errors, error, lessons, livelessons, session, terminal, timel
         livelessons::verify,
         terminal::open,
         client_errors::report,
+        feedback::submit,
         timeline::get,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
