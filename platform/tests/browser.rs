@@ -10,7 +10,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::stack::Stack;
+use common::stack::{Ingested, Stack};
 use common::{bundled, fixture};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -435,5 +435,84 @@ async fn a_failed_lab_shows_why_and_closes_its_terminals() {
     assert!(c.find(Locator::Id("retry")).await.is_ok());
 
     c.close().await.unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_learner_sends_feedback_with_the_lab_attached() {
+    let db = Ingested::database("browser_feedback").await;
+    let stack = Stack::start_with_telemetry(bundled(), db.2.clone()).await;
+    let ingest = Ingested::start(&stack, db).await;
+    let (_driver, c) = browser().await;
+
+    c.goto(&stack.url("/lessons/bash-basics")).await.unwrap();
+    wait_ready(&c).await;
+    c.find(Locator::Id("feedback-open"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("#feedback-category option[value='terminal']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let text = "The <b>prompt</b> & \"cursor\" vanished";
+    c.find(Locator::Id("feedback-message"))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+    c.find(Locator::Id("feedback-send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let status = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#feedback-status.sent"))
+        .await
+        .unwrap();
+    let reference = status.attr("data-reference").await.unwrap().unwrap();
+    assert!(status.text().await.unwrap().contains(&reference));
+    let ll: Value = c
+        .execute("return window.antidote.context.livelesson", vec![])
+        .await
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (lesson, stage, category, message, livelesson, context) = loop {
+        let rows: Vec<(String, i16, String, String, String, String)> = ingest
+            .client
+            .query("SELECT lesson, stage, category, message, livelesson_id, client_context FROM feedback FINAL WHERE feedback_id = ?")
+            .bind(&reference)
+            .fetch_all()
+            .await
+            .unwrap();
+        if let Some(r) = rows.into_iter().next() {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "report {reference} never stored");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (lesson.as_str(), stage, category.as_str()),
+        ("bash-basics", 0, "terminal")
+    );
+    assert_eq!(message, text);
+    assert_eq!(livelesson, ll["id"].as_str().unwrap());
+    let instance = ll["endpoints"][0]["instance"].as_str().unwrap();
+    assert!(context.contains(instance), "{context}");
+    // Request IDs the page saw (trace IDs too where tracing runs: not in this process).
+    assert!(context.contains("\"requestIds\":[\""), "{context}");
+    assert!(context.contains("\"traceIds\":"), "{context}");
+
+    c.close().await.unwrap();
+    ingest.stop().await;
     stack.stop().await;
 }

@@ -21,6 +21,7 @@ use crate::api::error::ApiError;
 use crate::api::lessons::{self, LessonSummary};
 
 const APP_JS: &str = include_str!("assets/app.js");
+const FEEDBACK_JS: &str = include_str!("assets/feedback.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
 /// Front-end files from npm: URL name → path below `node_modules`.
@@ -70,6 +71,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/assets/app.js",
             get(|| async { asset(APP_JS, "text/javascript") }),
+        )
+        .route(
+            "/assets/feedback.js",
+            get(|| async { asset(FEEDBACK_JS, "text/javascript") }),
         )
         .route(
             "/assets/app.css",
@@ -151,9 +156,32 @@ fn page(title: &str, body: &str, scripts: &str) -> Html<String> {
 <link rel="stylesheet" href="/assets/vendor/xterm.css">
 <link rel="stylesheet" href="/assets/app.css">
 </head><body>
-<header class="top"><a class="brand" href="/">Antidote</a><span class="tagline">hands-on network automation</span></header>
+<header class="top"><a class="brand" href="/">Antidote</a><span class="tagline">hands-on network automation</span>
+<button type="button" id="feedback-open" class="feedback-open">Feedback</button></header>
 {body}
+<dialog id="feedback" class="feedback">
+<form id="feedback-form" method="dialog">
+<h2>Tell us what happened</h2>
+<label>What is it about?
+<select id="feedback-category" required>
+<option value="lab_not_working">The lab is not working</option>
+<option value="terminal">The terminal</option>
+<option value="lesson_content">The lesson's content</option>
+<option value="other">Something else</option>
+</select></label>
+<label>How was it? (optional)
+<select id="feedback-rating"><option value="">—</option><option>1</option><option>2</option><option>3</option><option>4</option><option>5</option></select></label>
+<label>Message
+<textarea id="feedback-message" maxlength="4000" rows="5" required></textarea></label>
+<label>Contact (optional)
+<input id="feedback-contact" maxlength="200" autocomplete="email"></label>
+<p class="hint">We attach this page's lab, its endpoints and recent errors, so you need not describe them.</p>
+<p id="feedback-status" role="status"></p>
+<div class="actions"><button type="button" id="feedback-cancel" class="secondary">Close</button>
+<button type="submit" id="feedback-send">Send</button></div>
+</form></dialog>
 {scripts}
+<script src="/assets/feedback.js"></script>
 </body></html>"#,
         title = escape(title)
     ))

@@ -15,7 +15,7 @@
   const terminalsEl = document.getElementById("terminals");
 
   // What a feedback report attaches (also handy when reading a bug report).
-  const context = { requestIds: [], errors: [], livelesson: null };
+  const context = { requestIds: [], traceIds: [], errors: [], livelesson: null };
   window.antidote = { page, context, terminals: {} };
 
   function reportClientError(message, extra) {
@@ -52,6 +52,11 @@
     if (rid) {
       context.requestIds.push(rid);
       if (context.requestIds.length > 20) context.requestIds.shift();
+    }
+    const tid = response.headers.get("x-trace-id");
+    if (tid && context.traceIds[context.traceIds.length - 1] !== tid) {
+      context.traceIds.push(tid);
+      if (context.traceIds.length > 20) context.traceIds.shift();
     }
     if (response.status === 204) return null;
     const json = await response.json().catch(() => null);
@@ -116,6 +121,11 @@
       d.append(s, pre);
       failureEl.append(d);
     }
+    const report = document.createElement("button");
+    report.type = "button";
+    report.className = "feedback-open-here secondary";
+    report.textContent = "Report this";
+    failureEl.append(report);
     const retry = document.createElement("button");
     retry.type = "button";
     retry.id = "retry";

@@ -1,0 +1,87 @@
+// The Feedback dialog of every page: category, optional rating, message, optional contact.
+// It attaches, without asking, what the lesson page knows (window.antidote.context): the
+// livelesson, its endpoints and instances, the last request and trace IDs, recent client
+// errors. A report that could not be sent keeps its text so the learner can send it again.
+"use strict";
+
+(function () {
+  const dialog = document.getElementById("feedback");
+  if (!dialog) return;
+  const form = document.getElementById("feedback-form");
+  const status = document.getElementById("feedback-status");
+  const send = document.getElementById("feedback-send");
+  const field = (id) => document.getElementById(id);
+
+  function open() {
+    status.textContent = "";
+    status.className = "";
+    if (typeof dialog.showModal === "function") dialog.showModal();
+    else dialog.setAttribute("open", "");
+    field("feedback-message").focus();
+  }
+  field("feedback-open").addEventListener("click", open);
+  // "Report this" buttons appear later (a failed lab's screen).
+  document.addEventListener("click", (e) => {
+    if (e.target && e.target.matches && e.target.matches(".feedback-open-here")) open();
+  });
+  field("feedback-cancel").addEventListener("click", () => dialog.close());
+
+  function context() {
+    const a = window.antidote || {};
+    const c = a.context || {};
+    const ll = c.livelesson || null;
+    return {
+      livelesson: ll ? { id: ll.id, status: ll.status, stage: ll.stage, error: ll.error } : null,
+      endpoints: ll ? ll.endpoints.map((e) => ({ name: e.name, instance: e.instance, state: e.state })) : [],
+      requestIds: (c.requestIds || []).slice(-10),
+      traceIds: (c.traceIds || []).slice(-10),
+      errors: (c.errors || []).slice(-10),
+    };
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const a = window.antidote || {};
+    const c = a.context || {};
+    const ll = c.livelesson || null;
+    const rating = field("feedback-rating").value;
+    const body = {
+      category: field("feedback-category").value,
+      message: field("feedback-message").value,
+      page_url: location.href,
+      context: context(),
+    };
+    if (rating) body.rating = Number(rating);
+    if (field("feedback-contact").value.trim()) body.contact = field("feedback-contact").value.trim();
+    if (ll) body.livelesson_id = ll.id;
+    if (a.page) {
+      body.lesson = a.page.lesson;
+      body.stage = a.page.stage;
+    }
+    send.disabled = true;
+    status.className = "";
+    status.textContent = "Sending…";
+    try {
+      const response = await fetch("/api/v1/feedback", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+        credentials: "same-origin",
+      });
+      const json = await response.json().catch(() => null);
+      if (!response.ok) {
+        throw new Error(json && json.error ? json.error.message : "HTTP " + response.status);
+      }
+      status.className = "sent";
+      status.textContent = "Thank you — your report is " + json.feedback_id + ".";
+      status.dataset.reference = json.feedback_id;
+      field("feedback-message").value = "";
+    } catch (e) {
+      // The text stays in the form: send again when the platform is back.
+      status.className = "failed";
+      status.textContent = "Not sent: " + e.message;
+    } finally {
+      send.disabled = false;
+    }
+  });
+})();
