@@ -166,7 +166,7 @@ impl<F: Feed> Ingest<F> {
             .map_err(|e| anyhow::anyhow!("cannot open the {} stream: {e}", F::NAME))?;
         let consumer_name = format!("ingest-{}", F::NAME);
         let max_pending = i64::try_from(self.config.batch_size * 4).unwrap_or(i64::MAX);
-        let consumer = stream
+        let mut consumer = stream
             .get_or_create_consumer(
                 &consumer_name,
                 consumer::pull::Config {
@@ -187,7 +187,7 @@ impl<F: Feed> Ingest<F> {
             // Flush first when due, then fetch more while there is room, then cancellation.
             let due = oldest.is_some_and(|t| t.elapsed() >= self.config.flush_interval);
             if batch.len() >= self.config.batch_size || (due && !batch.is_empty()) {
-                self.flush(&mut batch, &shutdown).await;
+                self.flush(&mut batch, &mut consumer, &shutdown).await;
                 oldest = None;
                 continue;
             }
@@ -239,7 +239,7 @@ impl<F: Feed> Ingest<F> {
             }
         }
         if !batch.is_empty() {
-            self.flush(&mut batch, &shutdown).await;
+            self.flush(&mut batch, &mut consumer, &shutdown).await;
         }
         Ok(())
     }
@@ -249,6 +249,7 @@ impl<F: Feed> Ingest<F> {
     async fn flush(
         &self,
         batch: &mut Vec<(F::Row, jetstream::Message)>,
+        consumer: &mut consumer::PullConsumer,
         shutdown: &CancellationToken,
     ) {
         let mut backoff = Duration::from_millis(200);
@@ -265,6 +266,16 @@ impl<F: Feed> Ingest<F> {
                     if !logged {
                         tracing::error!(error = %e, events = batch.len(), "ClickHouse rejected or missed a batch; keeping it in JetStream and retrying");
                         logged = true;
+                    }
+                    // Nothing is fetched while the batch is held: the backlog the lag gauge
+                    // shows comes from the consumer itself (waiting + held, unacknowledged).
+                    if let Ok(info) = consumer.info().await {
+                        let waiting =
+                            info.num_pending + u64::try_from(info.num_ack_pending).unwrap_or(0);
+                        metrics()
+                            .ingest_lag
+                            .get_or_create(&metrics::stream(F::NAME))
+                            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
                     }
                     tokio::select! {
                         _ = shutdown.cancelled() => {

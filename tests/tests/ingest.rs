@@ -171,6 +171,21 @@ async fn a_clickhouse_outage_loses_nothing() {
         assert!(Instant::now() < deadline, "ingest never tried to insert");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The lag gauge shows the backlog while nothing can be committed (ingest refreshes it on
+    // every retry; other tests of this binary may set it in between).
+    let lag = antidote_telemetry::metrics::metrics()
+        .ingest_lag
+        .get_or_create(&antidote_telemetry::metrics::stream("events"))
+        .clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lag.get() < 10_000 {
+        assert!(
+            Instant::now() < deadline,
+            "lag gauge shows {} during the outage",
+            lag.get()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // ClickHouse stays away for 30 s; ingest keeps retrying and acknowledges nothing.
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(outage.elapsed())).await;
     assert_eq!(s.counts("s3ss10n003").await.0, 0);
