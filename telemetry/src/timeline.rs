@@ -8,45 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// One event of the session.
-#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
-pub struct TimelineEvent {
-    pub ts_ns: u64,
-    pub kind: String,
-    pub service: String,
-    pub lesson: String,
-    pub stage: i16,
-    pub livelesson_id: String,
-    pub endpoint: String,
-    pub instance: String,
-    pub node: String,
-    pub trace_id: String,
-    pub span_id: String,
-    pub request_id: String,
-    pub message: String,
-    pub attr_keys: Vec<String>,
-    pub attr_values: Vec<String>,
-}
-
-/// One span of the session.
-#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
-pub struct TimelineSpan {
-    pub ts_ns: u64,
-    pub duration_ns: u64,
-    pub trace_id: String,
-    pub span_id: String,
-    pub parent_span_id: String,
-    pub name: String,
-    pub service: String,
-    pub status_code: String,
-    pub status_message: String,
-    pub lesson: String,
-    pub livelesson_id: String,
-    pub endpoint: String,
-    pub instance: String,
-    pub attr_keys: Vec<String>,
-    pub attr_values: Vec<String>,
-}
+use crate::rows::{EventRow, SpanRow};
 
 /// An endpoint instance of the session and the last thing that happened to it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,8 +28,8 @@ pub struct EndpointHistory {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
     pub session_id: String,
-    pub events: Vec<TimelineEvent>,
-    pub spans: Vec<TimelineSpan>,
+    pub events: Vec<EventRow>,
+    pub spans: Vec<SpanRow>,
     pub endpoints: Vec<EndpointHistory>,
 }
 
@@ -78,22 +40,23 @@ pub async fn session_timeline(
 ) -> Result<Timeline, clickhouse::error::Error> {
     let events = client
         .query(
-            "SELECT ts_ns, kind, service, lesson, stage, livelesson_id, endpoint, instance, node, \
-             trace_id, span_id, request_id, message, attr_keys, attr_values \
+            "SELECT event_id, ts, ts_ns, kind, severity, service, session_id, lesson, stage, \
+             livelesson_id, endpoint, instance, node, trace_id, span_id, request_id, message, \
+             attr_keys, attr_values \
              FROM events FINAL WHERE session_id = ? ORDER BY ts_ns, event_id",
         )
         .bind(session_id)
-        .fetch_all::<TimelineEvent>()
+        .fetch_all::<EventRow>()
         .await?;
     let spans = client
         .query(
-            "SELECT ts_ns, duration_ns, trace_id, span_id, parent_span_id, name, service, \
-             status_code, status_message, lesson, livelesson_id, endpoint, instance, \
-             attr_keys, attr_values \
+            "SELECT ts, ts_ns, duration_ns, trace_id, span_id, parent_span_id, name, kind, \
+             service, status_code, status_message, session_id, lesson, livelesson_id, endpoint, \
+             instance, attr_keys, attr_values \
              FROM spans FINAL WHERE session_id = ? ORDER BY ts_ns, span_id",
         )
         .bind(session_id)
-        .fetch_all::<TimelineSpan>()
+        .fetch_all::<SpanRow>()
         .await?;
     let endpoints = endpoint_histories(&events);
     Ok(Timeline {
@@ -105,7 +68,7 @@ pub async fn session_timeline(
 }
 
 /// Each endpoint's instance, node and last event, from the events (in time order).
-pub fn endpoint_histories(events: &[TimelineEvent]) -> Vec<EndpointHistory> {
+pub fn endpoint_histories(events: &[EventRow]) -> Vec<EndpointHistory> {
     let mut by_endpoint: BTreeMap<(String, String), EndpointHistory> = BTreeMap::new();
     for e in events.iter().filter(|e| !e.endpoint.is_empty()) {
         let h = by_endpoint
@@ -134,12 +97,12 @@ pub fn endpoint_histories(events: &[TimelineEvent]) -> Vec<EndpointHistory> {
 }
 
 /// The spans as indented trees (one per trace, roots first by time): `(depth, span)`.
-pub fn span_trees(spans: &[TimelineSpan]) -> Vec<(usize, &TimelineSpan)> {
+pub fn span_trees(spans: &[SpanRow]) -> Vec<(usize, &SpanRow)> {
     let ids: std::collections::HashSet<(&str, &str)> = spans
         .iter()
         .map(|s| (s.trace_id.as_str(), s.span_id.as_str()))
         .collect();
-    let mut children: BTreeMap<(&str, &str), Vec<&TimelineSpan>> = BTreeMap::new();
+    let mut children: BTreeMap<(&str, &str), Vec<&SpanRow>> = BTreeMap::new();
     let mut roots = Vec::new();
     for s in spans {
         if ids.contains(&(s.trace_id.as_str(), s.parent_span_id.as_str())) {
@@ -153,10 +116,10 @@ pub fn span_trees(spans: &[TimelineSpan]) -> Vec<(usize, &TimelineSpan)> {
     }
     let mut out = Vec::with_capacity(spans.len());
     fn walk<'a>(
-        s: &'a TimelineSpan,
+        s: &'a SpanRow,
         depth: usize,
-        children: &BTreeMap<(&str, &str), Vec<&'a TimelineSpan>>,
-        out: &mut Vec<(usize, &'a TimelineSpan)>,
+        children: &BTreeMap<(&str, &str), Vec<&'a SpanRow>>,
+        out: &mut Vec<(usize, &'a SpanRow)>,
     ) {
         out.push((depth, s));
         if let Some(kids) = children.get(&(s.trace_id.as_str(), s.span_id.as_str())) {
@@ -175,8 +138,11 @@ pub fn span_trees(spans: &[TimelineSpan]) -> Vec<(usize, &TimelineSpan)> {
 mod tests {
     use super::*;
 
-    fn span(id: &str, parent: &str, ts: u64) -> TimelineSpan {
-        TimelineSpan {
+    fn span(id: &str, parent: &str, ts: u64) -> SpanRow {
+        SpanRow {
+            ts: time::OffsetDateTime::UNIX_EPOCH,
+            kind: String::new(),
+            session_id: String::new(),
             ts_ns: ts,
             duration_ns: 1,
             trace_id: "t".into(),

@@ -166,9 +166,10 @@ pub async fn session(stack: &Stack) -> String {
     body["session_id"].as_str().expect("session_id").to_owned()
 }
 
-/// Waits until livelesson `id` (of `session`) has status `want`, as the API reports it.
+/// Waits until livelesson `id` (of `session`) has status `want`, as the API reports it;
+/// a FAILED livelesson when something else is wanted fails at once (FAILED is final).
 pub async fn wait_status(stack: &Stack, session: &str, id: &str, want: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let ll: serde_json::Value = http()
             .get(stack.url(&format!("/api/v1/livelessons/{id}")))
@@ -182,6 +183,7 @@ pub async fn wait_status(stack: &Stack, session: &str, id: &str, want: &str) -> 
         if ll["status"] == want {
             return ll;
         }
+        assert_ne!(ll["status"], "FAILED", "livelesson failed: {ll}");
         assert!(Instant::now() < deadline, "never {want}: {ll}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -199,25 +201,7 @@ pub async fn ready_livelesson(stack: &Stack, session: &str, lesson: &str) -> ser
     assert_eq!(r.status(), 202, "{:?}", r.text().await);
     let body: serde_json::Value = r.json().await.expect("json");
     let id = body["id"].as_str().expect("id").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let ll: serde_json::Value = http()
-            .get(stack.url(&format!("/api/v1/livelessons/{id}")))
-            .header("x-antidote-session", session)
-            .send()
-            .await
-            .expect("GET livelesson")
-            .json()
-            .await
-            .expect("json");
-        match ll["status"].as_str() {
-            Some("READY") => return ll,
-            Some("FAILED") => panic!("livelesson failed: {ll}"),
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "livelesson never READY: {ll}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_status(stack, session, &id, "READY").await
 }
 
 type Socket =
