@@ -76,6 +76,237 @@ impl Status {
     }
 }
 
+impl std::str::FromStr for Status {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Status, UnknownValue> {
+        Status::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| UnknownValue {
+                what: "status",
+                value: s.to_owned(),
+                allowed: Status::ALL.map(Status::as_str).join(", "),
+            })
+    }
+}
+
+impl Status {
+    /// Every status, in the order of the flow.
+    pub const ALL: [Status; 6] = [
+        Status::New,
+        Status::Triaged,
+        Status::InProgress,
+        Status::Resolved,
+        Status::WontFix,
+        Status::Duplicate,
+    ];
+}
+
+impl std::str::FromStr for Category {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Category, UnknownValue> {
+        Category::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| UnknownValue {
+                what: "category",
+                value: s.to_owned(),
+                allowed: Category::ALL.map(Category::as_str).join(", "),
+            })
+    }
+}
+
+impl Category {
+    /// Every category, in the form's order.
+    pub const ALL: [Category; 4] = [
+        Category::LabNotWorking,
+        Category::Terminal,
+        Category::LessonContent,
+        Category::Other,
+    ];
+}
+
+/// A word that is not one of a field's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not a {what} (one of: {allowed})")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+    pub allowed: String,
+}
+
+/// The priorities a maintainer may give (empty: none yet).
+pub const PRIORITIES: [&str; 4] = ["low", "normal", "high", "urgent"];
+/// The longest assignee, in characters.
+pub const ASSIGNEE_MAX_CHARS: usize = 100;
+/// The longest triage note, in characters.
+pub const NOTE_MAX_CHARS: usize = 4000;
+
+/// The fields triage changes on a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Triage {
+    pub status: Status,
+    pub assignee: String,
+    /// One of [`PRIORITIES`], or empty.
+    pub priority: String,
+    /// The report this one duplicates (only while `status` is `duplicate`).
+    pub duplicate_of: String,
+}
+
+/// What a maintainer asks to change (absent fields stay as they are; an empty assignee,
+/// priority or duplicate_of clears it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    #[serde(default)]
+    pub status: Option<Status>,
+    #[serde(default)]
+    pub assignee: Option<String>,
+    #[serde(default)]
+    pub priority: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub duplicate_of: Option<String>,
+}
+
+/// A change applied: the new fields and, per changed field, its old and new value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub triage: Triage,
+    /// `(field, old, new)` for every field that changed, in a fixed order.
+    pub changed: Vec<(&'static str, String, String)>,
+    /// The note, trimmed (empty: none).
+    pub note: String,
+}
+
+impl Applied {
+    /// The activity's action: `status` when the status moved, `note` for a note alone,
+    /// `update` otherwise.
+    pub fn action(&self) -> &'static str {
+        if self.changed.iter().any(|(k, _, _)| *k == "status") {
+            "status"
+        } else if self.changed.is_empty() {
+            "note"
+        } else {
+            "update"
+        }
+    }
+}
+
+/// Why a change is refused, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    #[error(
+        "status cannot move from `{from}` to `{to}` (the flow is new → triaged → in_progress → resolved | wont_fix | duplicate; a closed report reopens as triaged)",
+        from = .from.as_str(), to = .to.as_str()
+    )]
+    Transition { from: Status, to: Status },
+    #[error("assignee is {0} characters long; the limit is {ASSIGNEE_MAX_CHARS}")]
+    AssigneeTooLong(usize),
+    #[error("note is {0} characters long; the limit is {NOTE_MAX_CHARS}")]
+    NoteTooLong(usize),
+    #[error("priority `{0}` is not one of: low, normal, high, urgent (or empty)")]
+    Priority(String),
+    #[error("duplicate_of `{0}` is not a report ID (10 characters a-z, 0-9)")]
+    DuplicateId(String),
+    #[error("a report cannot duplicate itself")]
+    DuplicateOfSelf,
+    #[error("status `duplicate` needs duplicate_of: the report this one repeats")]
+    DuplicateNeedsTarget,
+    #[error("nothing to change: every field given already has that value and there is no note")]
+    Nothing,
+}
+
+fn is_report_id(s: &str) -> bool {
+    s.len() == 10
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+impl Change {
+    /// Applies the change to report `id`'s `current` triage fields.
+    ///
+    /// Setting `duplicate_of` alone also moves the status to `duplicate`; moving away from
+    /// `duplicate` clears `duplicate_of`.
+    pub fn apply(&self, id: &str, current: &Triage) -> Result<Applied, ChangeError> {
+        let mut next = current.clone();
+        if let Some(a) = &self.assignee {
+            let a = a.trim();
+            let len = a.chars().count();
+            if len > ASSIGNEE_MAX_CHARS {
+                return Err(ChangeError::AssigneeTooLong(len));
+            }
+            next.assignee = a.to_owned();
+        }
+        if let Some(p) = &self.priority {
+            let p = p.trim();
+            if !p.is_empty() && !PRIORITIES.contains(&p) {
+                return Err(ChangeError::Priority(p.to_owned()));
+            }
+            next.priority = p.to_owned();
+        }
+        let note = self.note.as_deref().unwrap_or_default().trim().to_owned();
+        let len = note.chars().count();
+        if len > NOTE_MAX_CHARS {
+            return Err(ChangeError::NoteTooLong(len));
+        }
+        if let Some(d) = &self.duplicate_of {
+            let d = d.trim();
+            if !d.is_empty() && !is_report_id(d) {
+                return Err(ChangeError::DuplicateId(d.to_owned()));
+            }
+            if d == id {
+                return Err(ChangeError::DuplicateOfSelf);
+            }
+            next.duplicate_of = d.to_owned();
+        }
+        let wanted = self.status.or_else(|| {
+            (!next.duplicate_of.is_empty() && next.duplicate_of != current.duplicate_of)
+                .then_some(Status::Duplicate)
+        });
+        if let Some(s) = wanted
+            && s != current.status
+        {
+            if !current.status.can_move_to(s) {
+                return Err(ChangeError::Transition {
+                    from: current.status,
+                    to: s,
+                });
+            }
+            next.status = s;
+        }
+        if next.status == Status::Duplicate {
+            if next.duplicate_of.is_empty() {
+                return Err(ChangeError::DuplicateNeedsTarget);
+            }
+        } else {
+            next.duplicate_of.clear();
+        }
+        let mut changed = Vec::new();
+        for (field, old, new) in [
+            ("status", current.status.as_str(), next.status.as_str()),
+            ("assignee", &current.assignee, &next.assignee),
+            ("priority", &current.priority, &next.priority),
+            ("duplicate_of", &current.duplicate_of, &next.duplicate_of),
+        ] {
+            if old != new {
+                changed.push((field, old.to_owned(), new.to_owned()));
+            }
+        }
+        if changed.is_empty() && note.is_empty() {
+            return Err(ChangeError::Nothing);
+        }
+        Ok(Applied {
+            triage: next,
+            changed,
+            note,
+        })
+    }
+}
+
 /// What a learner submits (the page adds the context).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -232,6 +463,128 @@ mod tests {
         let unknown: Result<Submission, _> =
             serde_json::from_str(r#"{"category":"other","message":"x","admin":true}"#);
         assert!(unknown.is_err());
+    }
+
+    fn triage(status: Status) -> Triage {
+        Triage {
+            status,
+            assignee: String::new(),
+            priority: String::new(),
+            duplicate_of: String::new(),
+        }
+    }
+
+    #[test]
+    fn changes_follow_the_flow_and_record_what_moved() {
+        let id = "aaaaaaaaaa";
+        let a = Change {
+            status: Some(Status::Triaged),
+            assignee: Some(" ana ".into()),
+            note: Some("looking".into()),
+            ..Change::default()
+        }
+        .apply(id, &triage(Status::New))
+        .unwrap();
+        assert_eq!(a.triage.status, Status::Triaged);
+        assert_eq!(a.triage.assignee, "ana");
+        assert_eq!(
+            a.changed,
+            [
+                ("status", "new".into(), "triaged".into()),
+                ("assignee", String::new(), "ana".into())
+            ]
+        );
+        assert_eq!((a.action(), a.note.as_str()), ("status", "looking"));
+
+        let skip = Change {
+            status: Some(Status::Resolved),
+            ..Change::default()
+        };
+        assert_eq!(
+            skip.apply(id, &triage(Status::New)),
+            Err(ChangeError::Transition {
+                from: Status::New,
+                to: Status::Resolved
+            })
+        );
+        assert!(
+            ChangeError::Transition {
+                from: Status::New,
+                to: Status::Resolved
+            }
+            .to_string()
+            .contains("`new` to `resolved`")
+        );
+        // A note alone is an activity; nothing at all is refused.
+        let note = Change {
+            note: Some("seen it".into()),
+            ..Change::default()
+        };
+        assert_eq!(
+            note.apply(id, &triage(Status::New)).unwrap().action(),
+            "note"
+        );
+        let same = Change {
+            status: Some(Status::New),
+            ..Change::default()
+        };
+        assert_eq!(
+            same.apply(id, &triage(Status::New)),
+            Err(ChangeError::Nothing)
+        );
+        let p = Change {
+            priority: Some("asap".into()),
+            ..Change::default()
+        };
+        assert_eq!(
+            p.apply(id, &triage(Status::New)),
+            Err(ChangeError::Priority("asap".into()))
+        );
+    }
+
+    #[test]
+    fn duplicates_name_their_original() {
+        let id = "aaaaaaaaaa";
+        let dup = Change {
+            duplicate_of: Some("bbbbbbbbbb".into()),
+            ..Change::default()
+        }
+        .apply(id, &triage(Status::Triaged))
+        .unwrap();
+        assert_eq!(dup.triage.status, Status::Duplicate);
+        assert_eq!(dup.triage.duplicate_of, "bbbbbbbbbb");
+        let bare = Change {
+            status: Some(Status::Duplicate),
+            ..Change::default()
+        };
+        assert_eq!(
+            bare.apply(id, &triage(Status::New)),
+            Err(ChangeError::DuplicateNeedsTarget)
+        );
+        let me = Change {
+            duplicate_of: Some(id.into()),
+            ..Change::default()
+        };
+        assert_eq!(
+            me.apply(id, &triage(Status::New)),
+            Err(ChangeError::DuplicateOfSelf)
+        );
+        // Reopening clears the link.
+        let reopened = Change {
+            status: Some(Status::Triaged),
+            ..Change::default()
+        }
+        .apply(id, &dup.triage)
+        .unwrap();
+        assert_eq!(reopened.triage.duplicate_of, "");
+        assert_eq!("in_progress".parse::<Status>(), Ok(Status::InProgress));
+        assert!(
+            "done"
+                .parse::<Status>()
+                .unwrap_err()
+                .to_string()
+                .contains("one of: new, triaged")
+        );
     }
 
     #[test]

@@ -246,15 +246,41 @@ pub async fn publish_event(
     Ok(())
 }
 
-/// Publishes a feedback report's state on `<prefix>.feedback.<what>` and waits until
-/// JetStream stored it (`Nats-Msg-Id` = ID and revision, so a resend is stored once).
+/// Publishes a new report on `<prefix>.feedback.submitted` and waits until JetStream stored
+/// it (`Nats-Msg-Id` = ID and revision, so a resend is stored once).
 pub async fn publish_feedback(
+    js: &jetstream::Context,
+    layout: &Layout,
+    row: &antidote_telemetry::rows::FeedbackRow,
+) -> Result<(), String> {
+    let payload = serde_json::to_vec(row).map_err(|e| e.to_string())?;
+    publish_report(js, layout, "submitted", row, payload)
+        .await
+        .map(|_| ())
+}
+
+/// Publishes a triage change — the report's new state with its activity — on
+/// `<prefix>.feedback.updated` and waits until JetStream stored it. `Ok(false)`: JetStream
+/// already had this revision of the report (someone else changed it meanwhile), nothing new
+/// was stored.
+pub async fn publish_feedback_update(
+    js: &jetstream::Context,
+    layout: &Layout,
+    update: &antidote_telemetry::rows::FeedbackUpdate,
+) -> Result<bool, String> {
+    let payload = serde_json::to_vec(update).map_err(|e| e.to_string())?;
+    publish_report(js, layout, "updated", &update.row, payload)
+        .await
+        .map(|ack| !ack.duplicate)
+}
+
+async fn publish_report(
     js: &jetstream::Context,
     layout: &Layout,
     what: &str,
     row: &antidote_telemetry::rows::FeedbackRow,
-) -> Result<(), String> {
-    let payload = serde_json::to_vec(row).map_err(|e| e.to_string())?;
+    payload: Vec<u8>,
+) -> Result<jetstream::publish::PublishAck, String> {
     let mut headers = async_nats::HeaderMap::new();
     if !row.session_id.is_empty() {
         headers.insert(SESSION_HEADER, row.session_id.as_str());
@@ -264,7 +290,7 @@ pub async fn publish_feedback(
         format!("{}-{}", row.feedback_id, row.revision).as_str(),
     );
     antidote_telemetry::setup::inject_nats(&mut headers);
-    let ack = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
         js.publish_with_headers(layout.feedback(what), headers, payload.into())
             .await
             .map_err(|e| e.to_string())?
@@ -272,9 +298,7 @@ pub async fn publish_feedback(
             .map_err(|e| e.to_string())
     })
     .await
-    .map_err(|_| "NATS did not confirm within 5 s".to_owned())??;
-    let _ = ack;
-    Ok(())
+    .map_err(|_| "NATS did not confirm within 5 s".to_owned())?
 }
 
 #[cfg(test)]

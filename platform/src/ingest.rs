@@ -1,6 +1,7 @@
 //! The ingest role: drains JetStream streams into ClickHouse — `EVENTS` into `events`,
-//! `SPANS` into `spans`, `LOGS` into `logs`, `FEEDBACK` into `feedback` — one [`Feed`]
-//! each, the same pipeline for all.
+//! `SPANS` into `spans`, `LOGS` into `logs`, `FEEDBACK` into `feedback` and, from its
+//! `feedback.updated` messages, `feedback_activity` — one [`Feed`] each, the same pipeline
+//! for all.
 //!
 //! Per feed, one durable pull consumer (`ingest-<feed>`, shared by every ingest replica)
 //! feeds batches that flush on size or time. A batch is inserted with the `clickhouse` crate
@@ -22,7 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{self, Layout};
 use antidote_telemetry::event::Event;
-use antidote_telemetry::rows::{EventRow, FeedbackRow, LogRow, SpanRow};
+use antidote_telemetry::rows::{
+    EventRow, FeedbackActivityRow, FeedbackRow, FeedbackUpdate, LogRow, SpanRow,
+};
 
 /// One stream → table pipeline.
 pub trait Feed: Send + Sync + 'static {
@@ -31,6 +34,10 @@ pub trait Feed: Send + Sync + 'static {
     const NAME: &'static str;
     /// The stream it drains.
     fn stream(layout: &Layout) -> String;
+    /// Only the stream's messages on this subject (`None`: all of them).
+    fn filter_subject(_layout: &Layout) -> Option<String> {
+        None
+    }
     /// A message's row, or why it is malformed.
     fn decode(payload: &[u8]) -> Result<Self::Row, String>;
 }
@@ -63,6 +70,26 @@ impl Feed for Feedback {
     }
     fn decode(payload: &[u8]) -> Result<FeedbackRow, String> {
         serde_json::from_slice(payload).map_err(|e| e.to_string())
+    }
+}
+
+/// `FEEDBACK`'s `feedback.updated` messages → `feedback_activity` (the same message carries
+/// the report's new state, which [`Feedback`] stores).
+pub struct FeedbackActivity;
+
+impl Feed for FeedbackActivity {
+    type Row = FeedbackActivityRow;
+    const NAME: &'static str = "feedback_activity";
+    fn stream(layout: &Layout) -> String {
+        layout.feedback_stream()
+    }
+    fn filter_subject(layout: &Layout) -> Option<String> {
+        Some(layout.feedback("updated"))
+    }
+    fn decode(payload: &[u8]) -> Result<FeedbackActivityRow, String> {
+        serde_json::from_slice::<FeedbackUpdate>(payload)
+            .map(|u| u.activity)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -171,6 +198,7 @@ impl<F: Feed> Ingest<F> {
                 &consumer_name,
                 consumer::pull::Config {
                     durable_name: Some(consumer_name.clone()),
+                    filter_subject: F::filter_subject(&self.layout).unwrap_or_default(),
                     ack_policy: consumer::AckPolicy::Explicit,
                     ack_wait: Duration::from_secs(60),
                     max_ack_pending: max_pending,
@@ -323,7 +351,8 @@ impl<F: Feed> Ingest<F> {
     }
 }
 
-/// Every feed (events, spans, logs, feedback) with one configuration until `shutdown`.
+/// Every feed (events, spans, logs, feedback, feedback activity) with one configuration
+/// until `shutdown`.
 pub async fn run_all(
     config: IngestConfig,
     nats: async_nats::Client,
@@ -358,15 +387,23 @@ pub async fn run_all(
         clickhouse.clone(),
     )
     .await?;
-    let feedback = Ingest::<Feedback>::new(config, nats, layout, clickhouse).await?;
-    let (e, s, l, f) = tokio::join!(
+    let feedback = Ingest::<Feedback>::new(
+        config.clone(),
+        nats.clone(),
+        layout.clone(),
+        clickhouse.clone(),
+    )
+    .await?;
+    let activity = Ingest::<FeedbackActivity>::new(config, nats, layout, clickhouse).await?;
+    let (e, s, l, f, a) = tokio::join!(
         events.run(shutdown.clone()),
         spans.run(shutdown.clone()),
         logs.run(shutdown.clone()),
-        feedback.run(shutdown)
+        feedback.run(shutdown.clone()),
+        activity.run(shutdown)
     );
     retention.abort();
-    e.and(s).and(l).and(f)
+    e.and(s).and(l).and(f).and(a)
 }
 
 /// Drops telemetry older than `days` once an hour (and at start) until `shutdown`.

@@ -15,5 +15,6 @@ pub mod schema;
 pub mod setup;
 pub mod spans;
 pub mod timeline;
+pub mod triage;
 
 pub use setup::{Telemetry, init, init_with};

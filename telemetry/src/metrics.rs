@@ -76,6 +76,11 @@ pub struct Metrics {
     pub terminals_open: Gauge,
     /// `antidote_feedback_submitted_total{category}`
     pub feedback: Family<CategoryLabels, Counter>,
+    /// `antidote_feedback_oldest_untriaged_seconds`: age of the oldest report still `new`
+    /// (0: none), refreshed from ClickHouse at scrape time.
+    pub feedback_oldest_untriaged: Gauge,
+    /// `antidote_feedback_untriaged`: reports still `new`.
+    pub feedback_untriaged: Gauge,
     /// `antidote_ingest_lag_messages{stream}`: messages waiting in JetStream for ingest.
     pub ingest_lag: Family<StreamLabels, Gauge>,
     /// `antidote_ingest_batch_size{stream}`: messages per committed batch.
@@ -118,6 +123,8 @@ impl Metrics {
             configuration_failures: Family::default(),
             terminals_open: Gauge::default(),
             feedback: Family::default(),
+            feedback_oldest_untriaged: Gauge::default(),
+            feedback_untriaged: Gauge::default(),
             ingest_lag: Family::default(),
             ingest_batch_size: Family::new_with_constructor(batch_buckets),
             ingest_rows: Family::default(),
@@ -170,6 +177,17 @@ impl Metrics {
             "antidote_feedback_submitted",
             "Feedback reports by category",
             m.feedback.clone(),
+        );
+        registry.register_with_unit(
+            "antidote_feedback_oldest_untriaged",
+            "Age of the oldest feedback report nobody has triaged yet (0: none)",
+            Unit::Seconds,
+            m.feedback_oldest_untriaged.clone(),
+        );
+        registry.register(
+            "antidote_feedback_untriaged",
+            "Feedback reports nobody has triaged yet",
+            m.feedback_untriaged.clone(),
         );
         registry.register_with_unit(
             "antidote_ingest_lag",

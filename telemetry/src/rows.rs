@@ -143,3 +143,34 @@ pub struct FeedbackRow {
     pub group_key: String,
     pub duplicate_of: String,
 }
+
+/// One row of `antidote.feedback_activity`: one triage action on a report — who, when, which
+/// fields moved from what to what, and the note. Published inside the `feedback.updated`
+/// message that carries the report's new state, so the two are stored together or not at
+/// all.
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct FeedbackActivityRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub activity_id: Uuid,
+    pub feedback_id: String,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    pub ts: OffsetDateTime,
+    pub ts_ns: u64,
+    /// The maintainer (the name of the token used).
+    pub actor: String,
+    /// `status`, `update` or `note`.
+    pub action: String,
+    pub changed_keys: Vec<String>,
+    pub old_values: Vec<String>,
+    pub new_values: Vec<String>,
+    pub note: String,
+}
+
+/// The payload of `antidote.feedback.updated`: the report's new state (the fields of
+/// [`FeedbackRow`]) and the activity that produced it under `activity`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackUpdate {
+    #[serde(flatten)]
+    pub row: FeedbackRow,
+    pub activity: FeedbackActivityRow,
+}

@@ -1,16 +1,42 @@
 //! Everything that happened to one session, from ClickHouse: its events in order, its spans
-//! (as trees, one per trace) and each endpoint instance with the last thing that happened to
-//! it. What `antidote session ID` prints and `GET /api/v1/sessions/{id}/timeline` returns.
+//! (as trees, one per trace), each endpoint instance with its reachability checks and
+//! configuration runs, and the session's feedback reports. What `antidote session ID`
+//! prints, `GET /api/v1/sessions/{id}/timeline` returns and a triage report page shows.
 //!
-//! Both tables are ordered by `session_id` first, so each query reads one small range.
+//! Events and spans are ordered by `session_id` first, so each query reads one small range.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::kind;
 use crate::rows::{EventRow, SpanRow};
+use crate::triage::{self, ReportSummary};
 
-/// An endpoint instance of the session and the last thing that happened to it.
+/// One reachability result of an endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReachabilityCheck {
+    pub ts_ns: u64,
+    pub reachable: bool,
+    /// Why it was not (empty when it was).
+    pub message: String,
+}
+
+/// One configuration run on an endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigurationRun {
+    pub ts_ns: u64,
+    pub stage: i16,
+    pub ok: bool,
+    /// The exit code, `none` when the run was killed, empty when unknown.
+    pub exit_code: String,
+    pub duration_ms: String,
+    /// The end of its output.
+    pub output_tail: String,
+    pub message: String,
+}
+
+/// An endpoint instance of the session: where it ran and everything that happened to it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointHistory {
     pub livelesson_id: String,
@@ -18,10 +44,16 @@ pub struct EndpointHistory {
     pub endpoint: String,
     pub instance: String,
     pub node: String,
+    /// The backend that ran it (`local`, `kubernetes`).
+    pub backend: String,
     /// The kind of its last event (`endpoint.configured`, `endpoint.unreachable`, ...).
     pub last_event: String,
     pub last_message: String,
     pub last_ts_ns: u64,
+    /// Whether anything failed on it (creation, reachability or configuration).
+    pub failed: bool,
+    pub reachability: Vec<ReachabilityCheck>,
+    pub configurations: Vec<ConfigurationRun>,
 }
 
 /// The whole session.
@@ -31,6 +63,8 @@ pub struct Timeline {
     pub events: Vec<EventRow>,
     pub spans: Vec<SpanRow>,
     pub endpoints: Vec<EndpointHistory>,
+    /// The session's feedback reports, oldest first.
+    pub feedback: Vec<ReportSummary>,
 }
 
 /// Reads session `session_id`'s timeline (`client` points at the contract database).
@@ -59,15 +93,27 @@ pub async fn session_timeline(
         .fetch_all::<SpanRow>()
         .await?;
     let endpoints = endpoint_histories(&events);
+    let feedback = triage::session_reports(client, session_id).await?;
     Ok(Timeline {
         session_id: session_id.to_owned(),
         events,
         spans,
         endpoints,
+        feedback,
     })
 }
 
-/// Each endpoint's instance, node and last event, from the events (in time order).
+/// The value of attribute `key` of an event.
+pub fn attr<'a>(e: &'a EventRow, key: &str) -> Option<&'a str> {
+    e.attr_keys
+        .iter()
+        .position(|k| k == key)
+        .and_then(|i| e.attr_values.get(i))
+        .map(String::as_str)
+}
+
+/// Each endpoint's instance, node, backend, reachability checks and configuration runs, from
+/// the events (in time order).
 pub fn endpoint_histories(events: &[EventRow]) -> Vec<EndpointHistory> {
     let mut by_endpoint: BTreeMap<(String, String), EndpointHistory> = BTreeMap::new();
     for e in events.iter().filter(|e| !e.endpoint.is_empty()) {
@@ -79,15 +125,48 @@ pub fn endpoint_histories(events: &[EventRow]) -> Vec<EndpointHistory> {
                 endpoint: e.endpoint.clone(),
                 instance: String::new(),
                 node: String::new(),
+                backend: String::new(),
                 last_event: String::new(),
                 last_message: String::new(),
                 last_ts_ns: 0,
+                failed: false,
+                reachability: Vec::new(),
+                configurations: Vec::new(),
             });
         if !e.instance.is_empty() {
             h.instance = e.instance.clone();
         }
         if !e.node.is_empty() {
             h.node = e.node.clone();
+        }
+        if let Some(b) = attr(e, "backend") {
+            h.backend = b.to_owned();
+        }
+        match e.kind.as_str() {
+            kind::ENDPOINT_REACHABLE | kind::ENDPOINT_UNREACHABLE => {
+                let reachable = e.kind == kind::ENDPOINT_REACHABLE;
+                h.failed |= !reachable;
+                h.reachability.push(ReachabilityCheck {
+                    ts_ns: e.ts_ns,
+                    reachable,
+                    message: e.message.clone(),
+                });
+            }
+            kind::ENDPOINT_CONFIGURED | kind::ENDPOINT_CONFIG_FAILED => {
+                let ok = e.kind == kind::ENDPOINT_CONFIGURED;
+                h.failed |= !ok;
+                h.configurations.push(ConfigurationRun {
+                    ts_ns: e.ts_ns,
+                    stage: e.stage,
+                    ok,
+                    exit_code: attr(e, "exit_code").unwrap_or_default().to_owned(),
+                    duration_ms: attr(e, "duration_ms").unwrap_or_default().to_owned(),
+                    output_tail: attr(e, "output_tail").unwrap_or_default().to_owned(),
+                    message: e.message.clone(),
+                });
+            }
+            kind::ENDPOINT_CREATED if attr(e, "failed") == Some("true") => h.failed = true,
+            _ => {}
         }
         h.last_event = e.kind.clone();
         h.last_message = e.message.clone();

@@ -332,6 +332,35 @@ fn the_same_ddl_runs_on_the_current_engine() {
     assert_contract(&pairs, &format!("chdb {version}"));
 }
 
+/// The triage queries (DESIGN §7: every query runs on 18.16 and the current release) on both
+/// engines, on the migrated schema.
+#[tokio::test]
+async fn the_triage_queries_run_on_both_engines() {
+    let client = clickhouse().await;
+    let db = unique("triage_sql");
+    schema::migrate(&client, &clickhouse_url(), &db)
+        .await
+        .unwrap();
+    let queries = antidote_telemetry::triage::sample_sql(&client);
+    for sql in &queries {
+        let sql = sql.replace(" FROM feedback", &format!(" FROM {db}.feedback"));
+        client
+            .query(&sql.replace('?', "??"))
+            .execute()
+            .await
+            .unwrap_or_else(|e| panic!("18.16: {e}\n{sql}"));
+    }
+    drop_db(&client, &db).await;
+
+    let mut statements = schema::all_statements("antidote", ServerVersion(u32::MAX, 0));
+    statements.extend(
+        queries
+            .iter()
+            .map(|q| q.replace(" FROM feedback", " FROM antidote.feedback")),
+    );
+    run_on_chdb("antidote", &statements);
+}
+
 #[tokio::test]
 async fn retention_drops_only_days_past_it() {
     let client = clickhouse().await;

@@ -103,6 +103,7 @@ pub async fn submit(
     let mut livelesson_id = String::new();
     let mut lesson = String::new();
     let mut stage: i16 = -1;
+    let mut failure: Option<String> = None;
     if let Some(id) = body.livelesson_id.as_deref().filter(|id| is_id(id, 10))
         && let Ok(Some(ll)) = state.livelessons.get(id).await
         && !session_id.is_empty()
@@ -111,6 +112,13 @@ pub async fn submit(
         livelesson_id = ll.id.clone();
         lesson = ll.lesson.clone();
         stage = i16::try_from(ll.stage).unwrap_or(i16::MAX);
+        failure = ll
+            .error
+            .as_ref()
+            .filter(|_| ll.status == crate::livelesson::Status::Failed)
+            // The livelesson's own ID (in instance names) would keep the same failure of
+            // two labs apart.
+            .map(|f| format!("{}: {}", f.phase, f.message).replace(&ll.id, "…"));
     } else if let Some(l) = body.lesson.as_deref()
         && state.curriculum.lessons.contains_key(l)
     {
@@ -118,13 +126,18 @@ pub async fn submit(
         stage = body.stage.and_then(|s| i16::try_from(s).ok()).unwrap_or(-1);
     }
     let context = body.context.unwrap_or(serde_json::Value::Null);
-    // The error signature: the first client error the page saw, if any.
-    let signature = context
-        .get("errors")
-        .and_then(|e| e.get(0))
-        .and_then(|e| e.get("message").or(Some(e)))
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default();
+    // The error signature: why the lab failed, else the first client error the page saw.
+    let signature = failure
+        .as_deref()
+        .or_else(|| {
+            context
+                .get("errors")
+                .and_then(|e| e.get(0))
+                .and_then(|e| e.get("message").or(Some(e)))
+                .and_then(serde_json::Value::as_str)
+        })
+        .unwrap_or_default()
+        .to_owned();
     let now = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -161,11 +174,18 @@ pub async fn submit(
             &row.lesson,
             row.stage,
             submission.category,
-            signature,
+            &signature,
         ),
         ..row
     };
-    crate::bus::publish_feedback(&state.client.js, &state.client.layout, "submitted", &row)
+    // Disconnected, a publish would wait in the client's buffer and might still go out after
+    // we said it did not: refuse at once instead, so "send it again" is true.
+    if state.client.js.client().connection_state() != async_nats::connection::State::Connected {
+        return Err(ApiError::unavailable(
+            "the report could not be stored right now (NATS is unreachable); nothing was saved — please send it again",
+        ));
+    }
+    crate::bus::publish_feedback(&state.client.js, &state.client.layout, &row)
         .await
         .map_err(|e| {
             ApiError::unavailable(format!(

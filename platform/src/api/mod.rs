@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod session;
 pub mod terminal;
 pub mod timeline;
+pub mod triage;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -61,7 +62,9 @@ pub struct AppState {
     /// configured; those routes answer 503).
     pub telemetry: Option<clickhouse::Client>,
     /// Tokens that open the maintainer routes (none: they are closed).
-    pub maintainer_tokens: Arc<Vec<String>>,
+    pub maintainer_tokens: Arc<Vec<maintainer::Token>>,
+    /// Held while a triage change is applied: changes in this process happen one at a time.
+    pub triage_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -93,6 +96,7 @@ impl AppState {
             shutdown,
             telemetry: None,
             maintainer_tokens: Arc::new(Vec::new()),
+            triage_turn: Arc::default(),
         }
     }
 
@@ -102,13 +106,13 @@ impl AppState {
         self
     }
 
-    /// Opens the maintainer routes to these tokens (empty ones are ignored).
+    /// Opens the maintainer routes to these tokens (`token` or `name:token`; empty ones are
+    /// ignored).
     pub fn with_maintainer_tokens(mut self, tokens: Vec<String>) -> AppState {
         self.maintainer_tokens = Arc::new(
             tokens
-                .into_iter()
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
+                .iter()
+                .filter_map(|t| maintainer::Token::parse(t))
                 .collect(),
         );
         self
@@ -189,6 +193,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/client-errors", post(client_errors::report))
         .route("/api/v1/feedback", post(feedback::submit))
+        .route("/api/v1/triage/feedback", get(triage::list))
+        .route(
+            "/api/v1/triage/feedback/{id}",
+            get(triage::get).patch(triage::update),
+        )
         .route(
             "/livelessons/{id}/endpoints/{endpoint}/http/{presentation}",
             any(http_presentation::redirect),
@@ -273,6 +282,27 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             );
         }
         Err(e) => tracing::warn!(error = %e, "cannot count livelessons for /metrics"),
+    }
+    if let Some(ch) = &state.telemetry {
+        // The untriaged backlog; a slow or absent ClickHouse keeps the last values.
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            antidote_telemetry::triage::backlog(ch),
+        )
+        .await
+        {
+            Ok(Ok(b)) => {
+                let m = antidote_telemetry::metrics::metrics();
+                m.feedback_untriaged
+                    .set(i64::try_from(b.count).unwrap_or(i64::MAX));
+                m.feedback_oldest_untriaged
+                    .set(b.oldest_age_seconds(time::OffsetDateTime::now_utc()));
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the feedback backlog for /metrics")
+            }
+            Err(_) => tracing::warn!("ClickHouse took over 2 s for the feedback backlog"),
+        }
     }
     exposition()
 }

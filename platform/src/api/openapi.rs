@@ -4,7 +4,9 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{client_errors, error, feedback, lessons, livelessons, session, terminal, timeline};
+use super::{
+    client_errors, error, feedback, lessons, livelessons, session, terminal, timeline, triage,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +31,9 @@ use super::{client_errors, error, feedback, lessons, livelessons, session, termi
         client_errors::report,
         feedback::submit,
         timeline::get,
+        triage::list,
+        triage::get,
+        triage::update,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&MaintainerAuth)

@@ -169,7 +169,7 @@ impl Drop for OpenTerminal {
 /// Browsers send `Origin` on websocket handshakes; another site's page must not open a
 /// learner's terminal with the learner's cookie. Clients that send no `Origin` (API clients,
 /// tests) are not browsers and pass.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };

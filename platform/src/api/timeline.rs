@@ -17,8 +17,8 @@ use antidote_telemetry::timeline::{self, Timeline};
 /// A session's timeline.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionTimeline {
-    /// `session_id`, `events`, `spans` and `endpoints` (instance, node, last event) from
-    /// ClickHouse.
+    /// `session_id`, `events`, `spans`, `endpoints` (instance, node, backend, reachability
+    /// checks, configuration runs) and `feedback` (the session's reports) from ClickHouse.
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub timeline: Timeline,
@@ -50,12 +50,17 @@ pub async fn get(
             "`{id}` is not a session ID (10 characters a-z, 0-9)"
         )));
     }
+    Ok(Json(session_timeline(&state, &id).await?))
+}
+
+/// Session `id`'s timeline from ClickHouse and its livelessons from the bucket.
+pub async fn session_timeline(state: &AppState, id: &str) -> Result<SessionTimeline, ApiError> {
     let ch = state.telemetry.as_ref().ok_or_else(|| {
         ApiError::unavailable(
             "this api role has no ClickHouse configured (ANTIDOTE_CLICKHOUSE_URL)",
         )
     })?;
-    let timeline = timeline::session_timeline(ch, &id).await.map_err(|e| {
+    let timeline = timeline::session_timeline(ch, id).await.map_err(|e| {
         ApiError::unavailable(format!("cannot read the session from ClickHouse: {e}"))
     })?;
     let mut livelessons: Vec<LivelessonView> = state
@@ -68,8 +73,8 @@ pub async fn get(
         .map(|ll| LivelessonView::from(&**ll))
         .collect();
     livelessons.sort_by(|a, b| a.created_at.cmp(&b.created_at));
-    Ok(Json(SessionTimeline {
+    Ok(SessionTimeline {
         timeline,
         livelessons,
-    }))
+    })
 }

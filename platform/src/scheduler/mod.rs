@@ -380,7 +380,9 @@ impl Scheduler {
         kind: &str,
         severity: Severity,
     ) -> Event {
-        let mut e = self.event(ll, kind, severity);
+        let mut e = self
+            .event(ll, kind, severity)
+            .attr("backend", self.backend.name());
         e.endpoint = endpoint.to_owned();
         if let Some(ep) = ll.endpoints.iter().find(|x| x.name == endpoint) {
             e.instance = ep.instance.clone();

@@ -5,6 +5,7 @@
 //! [`guide`]'s sanitiser. The page script (`assets/app.js`) talks only to the JSON API.
 
 pub mod guide;
+pub mod triage;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,6 +23,7 @@ use crate::api::lessons::{self, LessonSummary};
 
 const APP_JS: &str = include_str!("assets/app.js");
 const FEEDBACK_JS: &str = include_str!("assets/feedback.js");
+const TRIAGE_JS: &str = include_str!("assets/triage.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
 /// Front-end files from npm: URL name → path below `node_modules`.
@@ -75,6 +77,17 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/assets/feedback.js",
             get(|| async { asset(FEEDBACK_JS, "text/javascript") }),
+        )
+        .route("/triage", get(triage::queue_page))
+        .route("/triage/login", axum::routing::post(triage::login))
+        .route("/triage/logout", axum::routing::post(triage::logout))
+        .route(
+            "/triage/feedback/{id}",
+            get(triage::report_page).post(triage::save),
+        )
+        .route(
+            "/assets/triage.js",
+            get(|| async { asset(TRIAGE_JS, "text/javascript") }),
         )
         .route(
             "/assets/app.css",
@@ -146,8 +159,9 @@ fn script_json(value: &serde_json::Value) -> String {
         .replace('&', "\\u0026")
 }
 
-fn page(title: &str, body: &str, scripts: &str) -> Html<String> {
-    Html(format!(
+/// A whole HTML document: our style, `header`, `body`, then `scripts`.
+fn shell(title: &str, header: &str, body: &str, scripts: &str) -> String {
+    format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -156,9 +170,18 @@ fn page(title: &str, body: &str, scripts: &str) -> Html<String> {
 <link rel="stylesheet" href="/assets/vendor/xterm.css">
 <link rel="stylesheet" href="/assets/app.css">
 </head><body>
-<header class="top"><a class="brand" href="/">Antidote</a><span class="tagline">hands-on network automation</span>
-<button type="button" id="feedback-open" class="feedback-open">Feedback</button></header>
+{header}
 {body}
+{scripts}
+</body></html>"#,
+        title = escape(title)
+    )
+}
+
+/// A learner page: the header with the Feedback button, and its dialog.
+fn page(title: &str, body: &str, scripts: &str) -> Html<String> {
+    let body = format!(
+        r#"{body}
 <dialog id="feedback" class="feedback">
 <form id="feedback-form" method="dialog">
 <h2>Tell us what happened</h2>
@@ -179,11 +202,14 @@ fn page(title: &str, body: &str, scripts: &str) -> Html<String> {
 <p id="feedback-status" role="status"></p>
 <div class="actions"><button type="button" id="feedback-cancel" class="secondary">Close</button>
 <button type="submit" id="feedback-send">Send</button></div>
-</form></dialog>
-{scripts}
-<script src="/assets/feedback.js"></script>
-</body></html>"#,
-        title = escape(title)
+</form></dialog>"#
+    );
+    Html(shell(
+        title,
+        r#"<header class="top"><a class="brand" href="/">Antidote</a><span class="tagline">hands-on network automation</span>
+<button type="button" id="feedback-open" class="feedback-open">Feedback</button></header>"#,
+        &body,
+        &format!("{scripts}\n<script src=\"/assets/feedback.js\"></script>"),
     ))
 }
 

@@ -62,6 +62,38 @@ impl Stack {
         tune: impl FnOnce(&mut SchedulerConfig),
         telemetry: Option<clickhouse::Client>,
     ) -> Stack {
+        Stack::start_inner(curriculum, tune, telemetry, None).await
+    }
+
+    /// Like [`Stack::start_with_telemetry`], with the api role reaching NATS through a
+    /// [`Relay`] the test can cut (the scheduler keeps its own connection).
+    pub async fn start_cuttable(
+        curriculum: Curriculum,
+        telemetry: clickhouse::Client,
+    ) -> (Stack, Relay) {
+        let target = nats_url()
+            .trim_start_matches("nats://")
+            .trim_end_matches('/')
+            .to_owned();
+        let relay = Relay::new(target);
+        relay.up().await;
+        let url = format!("nats://127.0.0.1:{}", relay.port);
+        let api_nats = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .reconnect_delay_callback(|_| Duration::from_millis(200))
+            .connect(&url)
+            .await
+            .expect("NATS through the relay");
+        let stack = Stack::start_inner(curriculum, |_| {}, Some(telemetry), Some(api_nats)).await;
+        (stack, relay)
+    }
+
+    async fn start_inner(
+        curriculum: Curriculum,
+        tune: impl FnOnce(&mut SchedulerConfig),
+        telemetry: Option<clickhouse::Client>,
+        api_nats: Option<async_nats::Client>,
+    ) -> Stack {
         let lab = Lab::new();
         let layout = Layout::new(format!(
             "t{}",
@@ -82,9 +114,11 @@ impl Stack {
         .expect("scheduler starts");
         let shutdown = CancellationToken::new();
         let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
-        let client = Client::new(nats().await, layout, "api")
-            .await
-            .expect("client");
+        let api_nats = match api_nats {
+            Some(c) => c,
+            None => nats().await,
+        };
+        let client = Client::new(api_nats, layout, "api").await.expect("client");
         let vendor = Vendor::load(&repo_root().join("web/node_modules"));
         assert!(
             vendor.missing.is_none(),
@@ -330,9 +364,16 @@ impl Ingested {
     }
 
     /// Runs ingest for `stack`'s streams into the database `database()` made.
-    pub async fn start(
+    pub async fn start(stack: &Stack, db: (String, String, clickhouse::Client)) -> Ingested {
+        let url = db.0.clone();
+        Ingested::start_via(stack, db, &url).await
+    }
+
+    /// Like [`Ingested::start`], with ingest reaching ClickHouse at `via` (a [`Relay`]).
+    pub async fn start_via(
         stack: &Stack,
         (url, database, client): (String, String, clickhouse::Client),
+        via: &str,
     ) -> Ingested {
         let stop = CancellationToken::new();
         let task = tokio::spawn(antidote_platform::ingest::run_all(
@@ -344,7 +385,7 @@ impl Ingested {
             },
             nats().await,
             stack.client.layout.clone(),
-            antidote_telemetry::clickhouse_client::client(&url),
+            antidote_telemetry::clickhouse_client::client(via),
             stop.clone(),
         ));
         Ingested {
@@ -364,4 +405,112 @@ impl Ingested {
             .execute()
             .await;
     }
+}
+
+/// A TCP relay to `target` on a port of its own that a test can cut (nothing listens, open
+/// connections drop) and bring back: a service outage without stopping the shared server.
+pub struct Relay {
+    pub port: u16,
+    target: String,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Relay {
+    /// A relay that is down (nothing listens on `port` yet).
+    pub fn new(target: String) -> Relay {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        Relay {
+            port,
+            target,
+            task: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Listens and forwards every connection.
+    pub async fn up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "cannot listen on {}: {e}",
+                        self.port
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        let target = self.target.clone();
+        let task = tokio::spawn(async move {
+            // Dropped with the task: every open connection goes with it.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        if let Some(old) = self.task.lock().expect("relay lock").replace(task) {
+            old.abort();
+        }
+    }
+
+    /// Stops listening and drops every open connection.
+    pub async fn cut(&self) {
+        let task = self.task.lock().expect("relay lock").take();
+        if let Some(t) = task {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.task.lock()
+            && let Some(t) = t.take()
+        {
+            t.abort();
+        }
+    }
+}
+
+static TELEMETRY: std::sync::OnceLock<antidote_telemetry::Telemetry> = std::sync::OnceLock::new();
+
+/// Sends this test process's spans and log records to `stack`'s streams, as a role does. One
+/// stack per test binary gets them: the first to ask (later calls return false).
+pub async fn export_telemetry_to(stack: &Stack) -> bool {
+    let telemetry = TELEMETRY.get_or_init(|| antidote_telemetry::init("test"));
+    let (Some(spans), Some(logs)) = (telemetry.take_spans(), telemetry.take_logs()) else {
+        return false;
+    };
+    let js = async_nats::jetstream::new(nats().await);
+    // Runs until the test process ends.
+    let forever = CancellationToken::new();
+    tokio::spawn(antidote_telemetry::spans::publish(
+        spans,
+        js.clone(),
+        stack.client.layout.spans(),
+        forever.clone(),
+    ));
+    tokio::spawn(antidote_telemetry::logs::publish(
+        logs,
+        js,
+        stack.client.layout.logs(),
+        forever,
+    ));
+    true
 }
