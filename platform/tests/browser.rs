@@ -1,7 +1,8 @@
 //! The learner's web UI in a real browser: Debian's headless Chromium driven over WebDriver
 //! (chromedriver, fantoccini) against a whole Antidote in the test process (real NATS, real
 //! local backend). A learner goes catalog → lesson → READY, runs the guide's snippets in the
-//! terminal, resizes it, survives a dropped websocket and moves to the next stage.
+//! terminal, resizes it, survives a dropped websocket and moves to the next stage; sends
+//! feedback, and a maintainer triages it in the queue and on the report page.
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
@@ -10,7 +11,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::stack::{Ingested, Stack};
+use common::stack::{Ingested, MAINTAINER_TOKEN, Stack, http};
 use common::{bundled, fixture};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -511,6 +512,471 @@ async fn a_learner_sends_feedback_with_the_lab_attached() {
     // Request IDs the page saw (trace IDs too where tracing runs: not in this process).
     assert!(context.contains("\"requestIds\":[\""), "{context}");
     assert!(context.contains("\"traceIds\":"), "{context}");
+
+    c.close().await.unwrap();
+    ingest.stop().await;
+    stack.stop().await;
+}
+
+/// Opens the Feedback dialog (with `open`, a button on the page), sends `text` in
+/// `category` and returns the status element once it settles.
+async fn send_feedback(
+    c: &Client,
+    open: &str,
+    category: &str,
+    text: &str,
+) -> fantoccini::elements::Element {
+    c.find(Locator::Css(open))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css(&format!(
+        "#feedback-category option[value='{category}']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let message = c.find(Locator::Id("feedback-message")).await.unwrap();
+    message.clear().await.unwrap();
+    message.send_keys(text).await.unwrap();
+    click_send(c).await
+}
+
+async fn click_send(c: &Client) -> fantoccini::elements::Element {
+    c.find(Locator::Id("feedback-send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css(
+            "#feedback-status.sent, #feedback-status.failed",
+        ))
+        .await
+        .unwrap()
+}
+
+async fn reference(status: &fantoccini::elements::Element) -> String {
+    let text = status.text().await.unwrap();
+    assert_eq!(
+        status.attr("class").await.unwrap().as_deref(),
+        Some("sent"),
+        "{text}"
+    );
+    status.attr("data-reference").await.unwrap().unwrap()
+}
+
+/// Signs in on the maintainers' page with the token.
+async fn sign_in(c: &Client, stack: &Stack) {
+    c.goto(&stack.url("/triage")).await.unwrap();
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(MAINTAINER_TOKEN)
+        .await
+        .unwrap();
+    c.find(Locator::Id("login-send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("filters"))
+        .await
+        .unwrap();
+}
+
+async fn texts(c: &Client, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in c.find_all(Locator::Css(css)).await.unwrap() {
+        out.push(e.text().await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_maintainer_triages_a_learners_report() {
+    let db = Ingested::database("browser_triage").await;
+    let stack = Stack::start_with_telemetry(bundled(), db.2.clone()).await;
+    assert!(
+        common::stack::export_telemetry_to(&stack).await,
+        "the only test of this binary that exports spans"
+    );
+    let ingest = Ingested::start(&stack, db).await;
+    let (_driver, c) = browser().await;
+
+    // The learner, on a READY lab.
+    c.goto(&stack.url("/lessons/bash-basics")).await.unwrap();
+    wait_ready(&c).await;
+    let ll: Value = c
+        .execute("return window.antidote.context.livelesson", vec![])
+        .await
+        .unwrap();
+    let instance = ll["endpoints"][0]["instance"].as_str().unwrap().to_owned();
+    let text = "My prompt vanished <img id=\"pwned\" src=x onerror=\"document.title='pwned'\"> <script>window.pwned=1</script>";
+    let status = send_feedback(&c, "#feedback-open", "terminal", text).await;
+    let id = reference(&status).await;
+    let sent = Instant::now();
+
+    // The maintainer sees it in the queue within 2 s, with lesson and stage.
+    sign_in(&c, &stack).await;
+    let row = format!("tr.report[data-feedback-id='{id}']");
+    loop {
+        if c.find(Locator::Css(&row)).await.is_ok() {
+            break;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "report {id} not in the queue 2 s after it was sent"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        c.refresh().await.unwrap();
+    }
+    let row_el = c.find(Locator::Css(&row)).await.unwrap();
+    assert_eq!(
+        row_el
+            .find(Locator::Css(".lesson-slug"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "bash-basics"
+    );
+    assert_eq!(
+        row_el
+            .find(Locator::Css(".stage"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "0"
+    );
+    assert_eq!(
+        row_el.attr("data-status").await.unwrap().as_deref(),
+        Some("new")
+    );
+    // Learner markup is text here.
+    let shown = row_el
+        .find(Locator::Css(".message"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(shown, text);
+    let injected: Value = c
+        .execute("return [document.getElementById('pwned') === null, window.pwned === undefined, document.title]", vec![])
+        .await
+        .unwrap();
+    assert_eq!(injected, json!([true, true, "Feedback queue · Antidote"]));
+
+    // The report page: the session's events, spans and endpoint instances.
+    row_el
+        .find(Locator::Css(".message a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("report-message"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.find(Locator::Id("report-message"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        text
+    );
+    let kinds: Vec<String> = {
+        let mut out = Vec::new();
+        for e in c.find_all(Locator::Css("#events tr.event")).await.unwrap() {
+            out.push(e.attr("data-kind").await.unwrap().unwrap_or_default());
+        }
+        out
+    };
+    for k in [
+        "session.created",
+        "livelesson.ready",
+        "endpoint.reachable",
+        "terminal.opened",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
+    }
+    let spans = texts(&c, "#spans li.span .span-name").await;
+    assert!(spans.iter().any(|s| s.contains("livelesson")), "{spans:?}");
+    assert!(spans.len() > 3, "{spans:?}");
+    let instances = texts(&c, "#instances .instance-name").await;
+    assert!(instances.contains(&instance), "{instance} in {instances:?}");
+    let injected: Value = c
+        .execute(
+            "return [document.getElementById('pwned') === null, window.pwned === undefined]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(injected, json!([true, true]));
+    // "Copy as issue" holds every ID.
+    let md: Value = c
+        .execute(
+            "return document.getElementById('issue-markdown').value",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let md = md.as_str().unwrap();
+    for needle in [
+        id.as_str(),
+        ll["id"].as_str().unwrap(),
+        ll["session_id"].as_str().unwrap(),
+        instance.as_str(),
+    ] {
+        assert!(md.contains(needle), "{needle} in {md}");
+    }
+    c.find(Locator::Id("copy-issue"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Css("#copy-status[data-copied='1']"))
+        .await
+        .unwrap();
+
+    // Marking it triaged: an activity row, and the queue shows the new status.
+    c.find(Locator::Css("#triage-status option[value='triaged']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Id("triage-note"))
+        .await
+        .unwrap()
+        .send_keys("reproduced <b>here</b>")
+        .await
+        .unwrap();
+    c.find(Locator::Id("triage-save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("triage-notice"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.find(Locator::Id("report-status"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "triaged"
+    );
+    let activity = texts(&c, "#activity li.activity").await;
+    assert_eq!(activity.len(), 1, "{activity:?}");
+    assert!(
+        activity[0].contains("status: new → triaged")
+            && activity[0].contains("reproduced <b>here</b>"),
+        "{activity:?}"
+    );
+    #[derive(Debug, clickhouse::Row, serde::Deserialize)]
+    struct Activity {
+        actor: String,
+        changed_keys: Vec<String>,
+        note: String,
+    }
+    let a: Activity = ingest
+        .client
+        .query(
+            "SELECT actor, changed_keys, note FROM feedback_activity FINAL WHERE feedback_id = ?",
+        )
+        .bind(&id)
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.actor.as_str(), a.changed_keys, a.note.as_str()),
+        (
+            "maintainer",
+            vec!["status".to_owned()],
+            "reproduced <b>here</b>"
+        )
+    );
+    c.find(Locator::Css("a[href='/triage']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let row_el = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&row))
+        .await
+        .unwrap();
+    assert_eq!(
+        row_el.attr("data-status").await.unwrap().as_deref(),
+        Some("triaged")
+    );
+
+    c.close().await.unwrap();
+    ingest.stop().await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_lab_leads_through_report_this_to_its_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Ingested::database("browser_failed_report").await;
+    let stack = Stack::start_with_telemetry(common::broken_labs(dir.path()), db.2.clone()).await;
+    let ingest = Ingested::start(&stack, db).await;
+    let (_driver, c) = browser().await;
+
+    c.goto(&stack.url("/lessons/broken-config")).await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("#failure:not([hidden])"))
+        .await
+        .unwrap();
+    let ll: Value = c
+        .execute("return window.antidote.context.livelesson", vec![])
+        .await
+        .unwrap();
+    let failing = ll["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["state"] == "failed")
+        .unwrap_or_else(|| panic!("a failed endpoint in {ll}"))["instance"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status = send_feedback(
+        &c,
+        "#failure .feedback-open-here",
+        "lab_not_working",
+        "It never started",
+    )
+    .await;
+    let id = reference(&status).await;
+
+    sign_in(&c, &stack).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        c.goto(&stack.url(&format!("/triage/feedback/{id}")))
+            .await
+            .unwrap();
+        if c.find(Locator::Id("report-message")).await.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "report {id} never stored");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let failed = c
+        .find(Locator::Css(&format!(
+            "article.instance.failed[data-instance='{failing}']"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("the failing instance {failing} on the report page: {e}"));
+    let output = failed
+        .find(Locator::Css("details.config-run.bad pre.output"))
+        .await
+        .unwrap();
+    assert!(output.text().await.unwrap().contains("about to fail"));
+    let now = c
+        .find(Locator::Id("livelesson-now"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(now.contains("FAILED") && now.contains("configure"), "{now}");
+
+    c.close().await.unwrap();
+    ingest.stop().await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_feedback_form_keeps_the_text_while_nats_is_down() {
+    let db = Ingested::database("browser_feedback_nats").await;
+    let (stack, relay) = Stack::start_cuttable(bundled(), db.2.clone()).await;
+    let ingest = Ingested::start(&stack, db).await;
+    let (_driver, c) = browser().await;
+    c.goto(&stack.url("/")).await.unwrap();
+
+    relay.cut().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http()
+        .get(stack.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        == 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the api never noticed NATS was gone"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = "The catalog is empty for me";
+    let status = send_feedback(&c, "#feedback-open", "other", text).await;
+    assert_eq!(
+        status.attr("class").await.unwrap().as_deref(),
+        Some("failed")
+    );
+    let shown = status.text().await.unwrap();
+    assert!(
+        shown.contains("Not sent") && shown.contains("send it again"),
+        "{shown}"
+    );
+    let kept: Value = c
+        .execute(
+            "return document.getElementById('feedback-message').value",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, text, "the form keeps the text");
+
+    relay.up().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http()
+        .get(stack.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(Instant::now() < deadline, "the api never reconnected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = click_send(&c).await;
+    let id = reference(&status).await;
+    assert_eq!(id.len(), 10);
 
     c.close().await.unwrap();
     ingest.stop().await;
