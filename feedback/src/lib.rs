@@ -263,7 +263,9 @@ impl Change {
             }
             next.duplicate_of = d.to_owned();
         }
-        let wanted = self.status.or_else(|| {
+        // A status equal to the current one (a form always sends one) is no move, so a
+        // duplicate_of set alongside it still moves the report to `duplicate`.
+        let wanted = self.status.filter(|s| *s != current.status).or_else(|| {
             (!next.duplicate_of.is_empty() && next.duplicate_of != current.duplicate_of)
                 .then_some(Status::Duplicate)
         });
@@ -553,6 +555,17 @@ mod tests {
         .unwrap();
         assert_eq!(dup.triage.status, Status::Duplicate);
         assert_eq!(dup.triage.duplicate_of, "bbbbbbbbbb");
+        // As the report page's form sends it: the current status along with the link.
+        let form = Change {
+            status: Some(Status::New),
+            duplicate_of: Some("bbbbbbbbbb".into()),
+            priority: Some(String::new()),
+            ..Change::default()
+        }
+        .apply(id, &triage(Status::New))
+        .unwrap();
+        assert_eq!(form.triage.status, Status::Duplicate);
+        assert_eq!(form.triage.duplicate_of, "bbbbbbbbbb");
         let bare = Change {
             status: Some(Status::Duplicate),
             ..Change::default()

@@ -612,6 +612,9 @@ async fn a_maintainer_triages_a_learners_report() {
     );
     let ingest = Ingested::start(&stack, db).await;
     let (_driver, c) = browser().await;
+    // The maintainer signs in first (the cookie is for /triage only), so the 2 s below are
+    // the report's way through JetStream, ingest and ClickHouse.
+    sign_in(&c, &stack).await;
 
     // The learner, on a READY lab.
     c.goto(&stack.url("/lessons/bash-basics")).await.unwrap();
@@ -627,7 +630,7 @@ async fn a_maintainer_triages_a_learners_report() {
     let sent = Instant::now();
 
     // The maintainer sees it in the queue within 2 s, with lesson and stage.
-    sign_in(&c, &stack).await;
+    c.goto(&stack.url("/triage")).await.unwrap();
     let row = format!("tr.report[data-feedback-id='{id}']");
     loop {
         if c.find(Locator::Css(&row)).await.is_ok() {

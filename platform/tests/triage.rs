@@ -171,6 +171,7 @@ async fn triage_routes_need_a_maintainer() {
     assert_eq!(r.status(), 303);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.starts_with(&format!("antidote_maintainer={MAINTAINER_TOKEN};")));
+    assert!(cookie.contains("Path=/triage"), "{cookie}");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
@@ -186,6 +187,45 @@ async fn triage_routes_need_a_maintainer() {
     let (status, body) = page(&stack, "/triage").await;
     assert_eq!(status, 200);
     assert!(body.contains("Feedback queue"), "{body}");
+    // The filter form as a browser sends it: every field, the empty ones empty.
+    let (status, body) = page(
+        &stack,
+        "/triage?status=open&lesson=&category=&max_age_hours=&q=",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#"id="queue-empty""#), "{body}");
+    let (status, body) = page(&stack, "/triage?max_age_hours=soon").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("max_age_hours"), "{body}");
+    // Another site's page cannot sign in, post a change or sign out.
+    for path in [
+        "/triage/login",
+        "/triage/feedback/abcdefghij",
+        "/triage/logout",
+    ] {
+        let r = no_redirect
+            .post(stack.url(path))
+            .header("cookie", format!("antidote_maintainer={MAINTAINER_TOKEN}"))
+            .header("origin", "http://evil.example")
+            .form(&[("token", MAINTAINER_TOKEN), ("status", "triaged")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    let r = no_redirect
+        .post(stack.url("/triage/logout"))
+        .header("cookie", format!("antidote_maintainer={MAINTAINER_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cleared = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cleared.starts_with("antidote_maintainer=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
     stack.stop().await;
     let _ = antidote_telemetry::clickhouse_client::client(&db.0)
         .query(&format!("DROP DATABASE IF EXISTS {}", db.1))
@@ -333,7 +373,7 @@ async fn the_queue_groups_filters_and_moves_reports() {
         instance.as_str(),
         "req-a",
         "0af7651916cd43dd8448eb211c80319c",
-        "> first",
+        "```text\nfirst\n```",
     ] {
         assert!(md.contains(needle), "{needle} in\n{md}");
     }
@@ -430,11 +470,61 @@ async fn the_queue_groups_filters_and_moves_reports() {
             .status(),
         200
     );
-    let r = patch(&stack, &b, json!({"duplicate_of": a})).await;
-    assert_eq!(r.status(), 200);
-    let changed: Value = r.json().await.unwrap();
-    assert_eq!(changed["feedback"]["status"], "duplicate");
-    assert_eq!(changed["feedback"]["duplicate_of"], a.as_str());
+    // The report page's form, as a browser sends it (the current status along): b repeats a.
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(stack.url(&format!("/triage/feedback/{b}")))
+        .header("cookie", format!("antidote_maintainer={MAINTAINER_TOKEN}"))
+        .form(&[
+            ("status", "new"),
+            ("assignee", ""),
+            ("priority", ""),
+            ("duplicate_of", a.as_str()),
+            ("note", "same socket drop"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("/triage/feedback/{b}?saved=1")
+    );
+    let (_, b_page) = page(&stack, &format!("/triage/feedback/{b}?saved=1")).await;
+    assert!(
+        b_page.contains(r#"id="report-status">duplicate<"#),
+        "{b_page}"
+    );
+    assert!(b_page.contains(&format!(r#"<a href="/triage/feedback/{a}">{a}</a>"#)));
+    // Duplicates point at an original, not along a chain.
+    let r = patch(&stack, &c, json!({"duplicate_of": b})).await;
+    assert_eq!(r.status(), 422);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("itself a duplicate"),
+        "{e}"
+    );
+    // The form shows an error at the form, keeping the note.
+    let (status, html) = {
+        let r = http()
+            .post(stack.url(&format!("/triage/feedback/{a}")))
+            .header("cookie", format!("antidote_maintainer={MAINTAINER_TOKEN}"))
+            .form(&[("status", "new"), ("note", "keep <this>")])
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
+    assert_eq!(status, 409);
+    assert!(
+        html.contains(r#"id="triage-error""#) && html.contains("keep &lt;this&gt;"),
+        "{html}"
+    );
     assert_eq!(
         patch(&stack, &a, json!({"note": "fix in review"}))
             .await
@@ -558,6 +648,35 @@ async fn feedback_sent_while_clickhouse_is_down_appears_once_it_is_back() {
     let item = queued(&stack, &id, 30).await;
     assert_eq!(item["message"], "while away");
     assert_eq!(item["count"], 1);
+
+    // A change while ingest cannot write: durable (202), shown once ClickHouse is back; a
+    // second change meanwhile would build on a stale revision and is refused.
+    relay.cut().await;
+    let r = patch(&stack, &id, json!({"status": "triaged"})).await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.json::<Value>().await.unwrap()["visible"], false);
+    let r = patch(&stack, &id, json!({"assignee": "ana"})).await;
+    assert_eq!(r.status(), 409);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("reload"),
+        "{e}"
+    );
+    relay.up().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ids(&queue(&stack, "?status=triaged").await) != [id.as_str()] {
+        assert!(
+            Instant::now() < deadline,
+            "the change never reached the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        patch(&stack, &id, json!({"assignee": "ana"}))
+            .await
+            .status(),
+        200
+    );
 
     ingest.stop().await;
     stack.stop().await;

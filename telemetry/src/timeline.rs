@@ -50,10 +50,13 @@ pub struct EndpointHistory {
     pub last_event: String,
     pub last_message: String,
     pub last_ts_ns: u64,
-    /// Whether anything failed on it (creation, reachability or configuration).
+    /// Whether it is failing: its creation failed, or its latest reachability check or
+    /// configuration run did (an earlier failure that a later success replaced does not count).
     pub failed: bool,
     pub reachability: Vec<ReachabilityCheck>,
     pub configurations: Vec<ConfigurationRun>,
+    #[serde(skip)]
+    create_failed: bool,
 }
 
 /// The whole session.
@@ -132,6 +135,7 @@ pub fn endpoint_histories(events: &[EventRow]) -> Vec<EndpointHistory> {
                 failed: false,
                 reachability: Vec::new(),
                 configurations: Vec::new(),
+                create_failed: false,
             });
         if !e.instance.is_empty() {
             h.instance = e.instance.clone();
@@ -145,7 +149,6 @@ pub fn endpoint_histories(events: &[EventRow]) -> Vec<EndpointHistory> {
         match e.kind.as_str() {
             kind::ENDPOINT_REACHABLE | kind::ENDPOINT_UNREACHABLE => {
                 let reachable = e.kind == kind::ENDPOINT_REACHABLE;
-                h.failed |= !reachable;
                 h.reachability.push(ReachabilityCheck {
                     ts_ns: e.ts_ns,
                     reachable,
@@ -154,7 +157,6 @@ pub fn endpoint_histories(events: &[EventRow]) -> Vec<EndpointHistory> {
             }
             kind::ENDPOINT_CONFIGURED | kind::ENDPOINT_CONFIG_FAILED => {
                 let ok = e.kind == kind::ENDPOINT_CONFIGURED;
-                h.failed |= !ok;
                 h.configurations.push(ConfigurationRun {
                     ts_ns: e.ts_ns,
                     stage: e.stage,
@@ -165,9 +167,12 @@ pub fn endpoint_histories(events: &[EventRow]) -> Vec<EndpointHistory> {
                     message: e.message.clone(),
                 });
             }
-            kind::ENDPOINT_CREATED if attr(e, "failed") == Some("true") => h.failed = true,
+            kind::ENDPOINT_CREATED if attr(e, "failed") == Some("true") => h.create_failed = true,
             _ => {}
         }
+        h.failed = h.create_failed
+            || h.reachability.last().is_some_and(|c| !c.reachable)
+            || h.configurations.last().is_some_and(|r| !r.ok);
         h.last_event = e.kind.clone();
         h.last_message = e.message.clone();
         h.last_ts_ns = e.ts_ns;

@@ -65,7 +65,13 @@ pub struct AppState {
     pub maintainer_tokens: Arc<Vec<maintainer::Token>>,
     /// Held while a triage change is applied: changes in this process happen one at a time.
     pub triage_turn: Arc<tokio::sync::Mutex<()>>,
+    /// When `/metrics` last read the feedback backlog from ClickHouse (read at most every
+    /// [`BACKLOG_REFRESH`], however often it is scraped).
+    pub backlog_read: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// How often `/metrics` reads the untriaged backlog from ClickHouse at most.
+pub const BACKLOG_REFRESH: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl AppState {
     pub fn new(
@@ -97,6 +103,7 @@ impl AppState {
             telemetry: None,
             maintainer_tokens: Arc::new(Vec::new()),
             triage_turn: Arc::default(),
+            backlog_read: Arc::default(),
         }
     }
 
@@ -283,7 +290,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "cannot count livelessons for /metrics"),
     }
-    if let Some(ch) = &state.telemetry {
+    let backlog_due = state.backlog_read.lock().is_ok_and(|mut last| {
+        let due = last.is_none_or(|t| t.elapsed() >= BACKLOG_REFRESH);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
+    });
+    if let Some(ch) = state.telemetry.as_ref().filter(|_| backlog_due) {
         // The untriaged backlog; a slow or absent ClickHouse keeps the last values.
         match tokio::time::timeout(
             std::time::Duration::from_secs(2),

@@ -45,9 +45,23 @@ pub struct QueueQuery {
     /// Text in the message or contact, or a report or session ID.
     #[serde(default)]
     pub q: Option<String>,
-    /// Only reports at most this many hours old.
-    #[serde(default)]
+    /// Only reports at most this many hours old (empty: any age).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<u32>)]
     pub max_age_hours: Option<u32>,
+}
+
+/// A number that may come as an empty form field (`max_age_hours=`): empty means none.
+fn empty_as_none<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<u32>, D::Error> {
+    let s: Option<String> = Option::deserialize(de)?;
+    match s.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "max_age_hours must be a whole number of hours, got `{s}`"
+            ))
+        }),
+    }
 }
 
 fn non_empty(s: &Option<String>) -> Option<String> {
@@ -319,6 +333,13 @@ pub async fn change(
 ) -> Result<Changed, ApiError> {
     check_id(id)?;
     let ch = clickhouse(state)?;
+    // Disconnected, a publish would wait in the client's buffer and might go out after we
+    // said nothing changed.
+    if state.client.js.client().connection_state() != async_nats::connection::State::Connected {
+        return Err(ApiError::unavailable(
+            "the change could not be stored right now (NATS is unreachable); nothing changed — try again",
+        ));
+    }
     // One change at a time per process: the next one reads this one's revision.
     let _turn = state.triage_turn.lock().await;
     let current = triage::report(ch, id)
@@ -328,19 +349,33 @@ pub async fn change(
     if let Some(target) = change.duplicate_of.as_deref().map(str::trim)
         && is_id(target, 10)
         && target != id
-        && triage::report(ch, target)
-            .await
-            .map_err(unavailable)?
-            .is_none()
+        && target != current.duplicate_of
     {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unprocessable",
-            format!("duplicate_of: there is no report `{target}`"),
-        ));
+        let refuse =
+            |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", m);
+        match triage::report(ch, target).await.map_err(unavailable)? {
+            None => {
+                return Err(refuse(format!(
+                    "duplicate_of: there is no report `{target}`"
+                )));
+            }
+            // Duplicates point at an original, never along a chain or in a circle.
+            Some(t) if !t.duplicate_of.is_empty() => {
+                return Err(refuse(format!(
+                    "duplicate_of: `{target}` is itself a duplicate of `{}`; name that one",
+                    t.duplicate_of
+                )));
+            }
+            Some(_) => {}
+        }
     }
+    let status = current.status.parse::<Status>().map_err(|e| {
+        ApiError::internal(format!(
+            "report `{id}` has a stored status the flow does not know: {e}"
+        ))
+    })?;
     let triage_now = Triage {
-        status: current.status.parse().unwrap_or(Status::New),
+        status,
         assignee: current.assignee.clone(),
         priority: current.priority.clone(),
         duplicate_of: current.duplicate_of.clone(),
@@ -378,17 +413,20 @@ pub async fn change(
         note: applied.note.clone(),
     };
     let update = FeedbackUpdate { row, activity };
-    let stored =
-        crate::bus::publish_feedback_update(&state.client.js, &state.client.layout, &update)
-            .await
-            .map_err(|e| {
-                ApiError::unavailable(format!(
-                    "the change could not be stored right now ({e}); nothing changed — try again"
-                ))
-            })?;
+    let stored = crate::bus::publish_feedback_update(
+        &state.client.js,
+        &state.client.layout,
+        &update,
+    )
+    .await
+    .map_err(|e| {
+        ApiError::unavailable(format!(
+            "the change may not have been stored ({e}); reload the report to see whether it was"
+        ))
+    })?;
     if !stored {
         return Err(ApiError::conflict(format!(
-            "report `{id}` was changed by someone else meanwhile; reload it and try again"
+            "report `{id}` changed meanwhile (another maintainer, or an earlier change ingest has not stored yet); reload it and try again"
         )));
     }
     let FeedbackUpdate { row, activity } = update;
@@ -413,7 +451,7 @@ pub async fn change(
     e.lesson = row.lesson.clone();
     e.stage = row.stage;
     state.client.event(e).await;
-    let visible = wait_visible(ch, id, row.revision).await;
+    let visible = wait_visible(ch, id, row.revision, activity.activity_id).await;
     Ok(Changed {
         feedback: row,
         activity,
@@ -421,12 +459,24 @@ pub async fn change(
     })
 }
 
-/// Waits up to 3 s until ClickHouse shows `revision` of report `id`.
-async fn wait_visible(ch: &clickhouse::Client, id: &str, revision: u64) -> bool {
+/// Waits up to 3 s until ClickHouse shows `revision` of report `id` and its activity row
+/// (two feeds store them, each on its own flush).
+async fn wait_visible(
+    ch: &clickhouse::Client,
+    id: &str,
+    revision: u64,
+    activity: uuid::Uuid,
+) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut state_visible = false;
     loop {
-        if let Ok(Some(r)) = triage::report(ch, id).await
-            && r.revision >= revision
+        if !state_visible {
+            state_visible =
+                matches!(triage::report(ch, id).await, Ok(Some(r)) if r.revision >= revision);
+        }
+        if state_visible
+            && let Ok(rows) = triage::activity(ch, id).await
+            && rows.iter().any(|a| a.activity_id == activity)
         {
             return true;
         }
@@ -490,15 +540,28 @@ fn string_list(v: &serde_json::Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// One line of Markdown inline code (backticks in the text cannot end it early).
+/// The longest run of backticks in `s`.
+fn longest_backtick_run(s: &str) -> usize {
+    s.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
+/// One line of Markdown inline code: no backtick run in the text can end it early, and
+/// nothing in it renders (links, images, mentions).
 fn code(s: &str) -> String {
-    let fence = if s.contains('`') { "``" } else { "`" };
+    let s = s.replace(['\n', '\r'], " ");
+    let fence = "`".repeat(longest_backtick_run(&s) + 1);
     let pad = if s.starts_with('`') || s.ends_with('`') {
         " "
     } else {
         ""
     };
     format!("{fence}{pad}{s}{pad}{fence}")
+}
+
+/// A fenced block of `text` that no fence inside it can close.
+fn block(text: &str) -> String {
+    let fence = "`".repeat(longest_backtick_run(text).max(2) + 1);
+    format!("{fence}text\n{text}\n{fence}")
 }
 
 fn tail(s: &str, lines: usize) -> String {
@@ -530,10 +593,8 @@ pub fn issue_markdown(
         "## Feedback {}: {} — {lesson}{stage}\n",
         report.feedback_id, report.category
     );
-    for line in report.message.lines() {
-        let _ = writeln!(md, "> {line}");
-    }
-    md.push('\n');
+    // The learner's words verbatim, where nothing renders.
+    let _ = writeln!(md, "{}\n", block(&report.message));
     let rating = if report.rating > 0 {
         format!("{}/5", report.rating)
     } else {
@@ -551,8 +612,8 @@ pub fn issue_markdown(
         ("Session", code(&report.session_id)),
         ("Livelesson", code(&report.livelesson_id)),
         ("Lesson", format!("{}{stage}", code(&report.lesson))),
-        ("Page", report.page_url.clone()),
-        ("User agent", report.user_agent.clone()),
+        ("Page", code(&report.page_url)),
+        ("User agent", code(&report.user_agent)),
     ] {
         let _ = writeln!(md, "- **{k}:** {v}");
     }
@@ -578,7 +639,7 @@ pub fn issue_markdown(
         {
             let _ = writeln!(md, "\n### Livelesson now: {}", ll.status.as_str());
             if let Some(f) = &ll.error {
-                let _ = writeln!(md, "\nFailed in `{}`: {}", f.phase, f.message);
+                let _ = writeln!(md, "\nFailed in {}: {}", code(&f.phase), code(&f.message));
             }
         }
         let endpoints: Vec<_> = session
@@ -605,15 +666,15 @@ pub fn issue_markdown(
                     if e.failed { " — FAILED" } else { "" }
                 );
                 for c in e.reachability.iter().filter(|c| !c.reachable) {
-                    let _ = writeln!(md, "  - unreachable: {}", c.message);
+                    let _ = writeln!(md, "  - unreachable: {}", code(&c.message));
                 }
                 for run in e.configurations.iter().filter(|r| !r.ok) {
                     let _ = writeln!(
                         md,
-                        "  - configuration of stage {} failed (exit {}):\n\n```text\n{}\n```",
+                        "  - configuration of stage {} failed (exit {}):\n\n{}",
                         run.stage,
-                        run.exit_code,
-                        tail(&run.output_tail, 20).replace("```", "'''")
+                        code(&run.exit_code),
+                        block(&tail(&run.output_tail, 20))
                     );
                 }
             }
@@ -664,6 +725,10 @@ mod tests {
     fn inline_code_survives_backticks() {
         assert_eq!(code("abc"), "`abc`");
         assert_eq!(code("a`b"), "``a`b``");
+        assert_eq!(code("a``b"), "```a``b```");
         assert_eq!(code("`x"), "`` `x ``");
+        assert_eq!(code("two\nlines"), "`two lines`");
+        assert_eq!(block("x ``` y"), "````text\nx ``` y\n````");
+        assert_eq!(block("plain"), "```text\nplain\n```");
     }
 }

@@ -31,10 +31,18 @@ fn maintainer_page(title: &str, body: &str) -> String {
     )
 }
 
+/// Maintainer pages are never cached nor framed by another site.
 fn html(status: StatusCode, page: String) -> Response {
     (
         status,
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        [
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("frame-ancestors 'none'"),
+            ),
+        ],
         axum::response::Html(page),
     )
         .into_response()
@@ -82,7 +90,8 @@ fn signed_in(
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// The sign-in form (no `Debug`: it holds the token).
+#[derive(Deserialize)]
 pub struct LoginForm {
     token: String,
 }
@@ -119,19 +128,25 @@ pub async fn login(
     }
     let mut response = Redirect::to("/triage").into_response();
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200"
+        "{COOKIE}={token}; Path=/triage; HttpOnly; SameSite=Strict; Max-Age=43200"
     )) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     response
 }
 
-pub async fn logout() -> Response {
+pub async fn logout(headers: HeaderMap) -> Response {
+    if !crate::api::terminal::same_origin(&headers) {
+        return login_page(
+            StatusCode::FORBIDDEN,
+            Some("sign out from this site's own page"),
+        );
+    }
     let mut response = Redirect::to("/triage").into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static(
-            "antidote_maintainer=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+            "antidote_maintainer=; Path=/triage; HttpOnly; SameSite=Strict; Max-Age=0",
         ),
     );
     response
@@ -291,10 +306,15 @@ pub async fn queue_page(
     if let Err(login) = signed_in(&state, &headers) {
         return *login;
     }
-    let Ok(Query(mut query)) = query else {
-        let q = QueueQuery::default();
-        let e = ApiError::bad_request("the address is malformed: max_age_hours is a whole number");
-        return html(e.status, queue_html(&state, &q, Err(e)));
+    let mut query = match query {
+        Ok(Query(q)) => q,
+        Err(rejection) => {
+            let e = ApiError::bad_request(format!(
+                "the address is malformed: {}",
+                rejection.body_text()
+            ));
+            return html(e.status, queue_html(&state, &QueueQuery::default(), Err(e)));
+        }
     };
     // The queue opens on what needs attention.
     if query.status.is_none() {
