@@ -207,6 +207,17 @@ impl<F: Feed> Ingest<F> {
             )
             .await
             .map_err(|e| anyhow::anyhow!("cannot create the ingest consumer: {e}"))?;
+        // An existing durable keeps its own configuration: one draining other subjects would
+        // drop their messages as malformed, so refuse to run on it.
+        let want = F::filter_subject(&self.layout).unwrap_or_default();
+        let have = &consumer.cached_info().config.filter_subject;
+        if *have != want {
+            anyhow::bail!(
+                "the ingest consumer `{consumer_name}` on stream {} filters `{have}` where this version needs `{want}`; remove it (`nats consumer rm {} {consumer_name}`) and start ingest again — unacknowledged messages stay in the stream",
+                F::stream(&self.layout),
+                F::stream(&self.layout),
+            );
+        }
 
         let mut batch: Vec<(F::Row, jetstream::Message)> =
             Vec::with_capacity(self.config.batch_size);

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use antidote_platform::bus::{self, Layout};
-use antidote_platform::ingest::{Events, Ingest, IngestConfig};
+use antidote_platform::ingest::{Events, FeedbackActivity, Ingest, IngestConfig};
 use antidote_telemetry::event::{Event, kind};
 use antidote_telemetry::rows::Severity;
 use antidote_telemetry::schema;
@@ -213,5 +213,41 @@ async fn a_clickhouse_outage_loses_nothing() {
     stop.cancel();
     task.await.unwrap().unwrap();
     proxy.abort();
+    s.cleanup().await;
+}
+
+#[tokio::test]
+async fn ingest_refuses_a_durable_consumer_that_drains_other_subjects() {
+    let s = setup().await;
+    // A durable of the activity feed's name without its filter (left by a hand-made
+    // consumer or an older version) would take `feedback.submitted` messages too.
+    let stream = s.js.get_stream(s.layout.feedback_stream()).await.unwrap();
+    stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("ingest-feedback_activity".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ingest = Ingest::<FeedbackActivity>::new(
+        IngestConfig {
+            database: s.db.clone(),
+            ..IngestConfig::default()
+        },
+        nats().await,
+        s.layout.clone(),
+        antidote_telemetry::clickhouse_client::client(&clickhouse_url()),
+    )
+    .await
+    .unwrap();
+    let e = ingest
+        .run(CancellationToken::new())
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        e.contains("ingest-feedback_activity") && e.contains(&s.layout.feedback("updated")),
+        "{e}"
+    );
     s.cleanup().await;
 }
