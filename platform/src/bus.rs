@@ -28,6 +28,9 @@ pub struct StreamSpec {
     pub subjects: Vec<String>,
     pub retention: stream::RetentionPolicy,
     pub max_age: Duration,
+    /// How long JetStream remembers a `Nats-Msg-Id` to drop a resend (`None`: the server's
+    /// 2 minutes).
+    pub duplicate_window: Option<Duration>,
 }
 
 /// Failures setting up the layout.
@@ -139,30 +142,38 @@ impl Layout {
                 subjects: vec![self.livelesson_requests()],
                 retention: stream::RetentionPolicy::WorkQueue,
                 max_age: DAY,
+                duplicate_window: None,
             },
             StreamSpec {
                 name: self.name("EVENTS"),
                 subjects: vec![format!("{p}.events.>")],
                 retention: stream::RetentionPolicy::Limits,
                 max_age: 7 * DAY,
+                duplicate_window: None,
             },
             StreamSpec {
                 name: self.name("SPANS"),
                 subjects: vec![self.spans()],
                 retention: stream::RetentionPolicy::Limits,
                 max_age: 7 * DAY,
+                duplicate_window: None,
             },
             StreamSpec {
                 name: self.name("LOGS"),
                 subjects: vec![self.logs()],
                 retention: stream::RetentionPolicy::Limits,
                 max_age: 7 * DAY,
+                duplicate_window: None,
             },
             StreamSpec {
                 name: self.name("FEEDBACK"),
                 subjects: vec![format!("{p}.feedback.>")],
                 retention: stream::RetentionPolicy::Limits,
                 max_age: 365 * DAY,
+                // Report revisions and learners' resends are told apart by message ID for an
+                // hour: a triage change built on a revision ingest had not stored yet, or a
+                // report sent again after a lost answer, is recognised that long.
+                duplicate_window: Some(Duration::from_secs(3600)),
             },
         ]
     }
@@ -176,6 +187,7 @@ pub async fn ensure(js: &jetstream::Context, layout: &Layout) -> Result<(), BusE
             subjects: spec.subjects.clone(),
             retention: spec.retention,
             max_age: spec.max_age,
+            duplicate_window: spec.duplicate_window.unwrap_or(Duration::from_secs(120)),
             storage: stream::StorageType::File,
             ..Default::default()
         };
@@ -247,16 +259,34 @@ pub async fn publish_event(
 }
 
 /// Publishes a new report on `<prefix>.feedback.submitted` and waits until JetStream stored
-/// it (`Nats-Msg-Id` = ID and revision, so a resend is stored once).
+/// it. `msg_id` names the submission (`Nats-Msg-Id`): a resend with the same one within the
+/// stream's duplicate window is not stored again, and the report stored the first time is
+/// returned instead of `row`.
 pub async fn publish_feedback(
     js: &jetstream::Context,
     layout: &Layout,
     row: &antidote_telemetry::rows::FeedbackRow,
-) -> Result<(), String> {
+    msg_id: &str,
+) -> Result<antidote_telemetry::rows::FeedbackRow, String> {
     let payload = serde_json::to_vec(row).map_err(|e| e.to_string())?;
-    publish_report(js, layout, "submitted", row, payload)
+    let ack = publish_report(js, layout, "submitted", row, msg_id, payload).await?;
+    if !ack.duplicate {
+        return Ok(row.clone());
+    }
+    // A resend: JetStream answered with the first one's sequence.
+    let first = js
+        .get_stream(layout.feedback_stream())
         .await
-        .map(|_| ())
+        .map_err(|e| e.to_string())?
+        .get_raw_message(ack.sequence)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot read the report sent first (sequence {}): {e}",
+                ack.sequence
+            )
+        })?;
+    serde_json::from_slice(&first.payload).map_err(|e| e.to_string())
 }
 
 /// Publishes a triage change — the report's new state with its activity — on
@@ -269,7 +299,8 @@ pub async fn publish_feedback_update(
     update: &antidote_telemetry::rows::FeedbackUpdate,
 ) -> Result<bool, String> {
     let payload = serde_json::to_vec(update).map_err(|e| e.to_string())?;
-    publish_report(js, layout, "updated", &update.row, payload)
+    let msg_id = format!("{}-{}", update.row.feedback_id, update.row.revision);
+    publish_report(js, layout, "updated", &update.row, &msg_id, payload)
         .await
         .map(|ack| !ack.duplicate)
 }
@@ -279,16 +310,14 @@ async fn publish_report(
     layout: &Layout,
     what: &str,
     row: &antidote_telemetry::rows::FeedbackRow,
+    msg_id: &str,
     payload: Vec<u8>,
 ) -> Result<jetstream::publish::PublishAck, String> {
     let mut headers = async_nats::HeaderMap::new();
     if !row.session_id.is_empty() {
         headers.insert(SESSION_HEADER, row.session_id.as_str());
     }
-    headers.insert(
-        "Nats-Msg-Id",
-        format!("{}-{}", row.feedback_id, row.revision).as_str(),
-    );
+    headers.insert("Nats-Msg-Id", msg_id);
     antidote_telemetry::setup::inject_nats(&mut headers);
     tokio::time::timeout(std::time::Duration::from_secs(5), async {
         js.publish_with_headers(layout.feedback(what), headers, payload.into())

@@ -133,6 +133,37 @@ async fn reports_are_stored_with_their_context_and_grouped() {
     let row = stored(&ingest, &foreign).await;
     assert_eq!((row.livelesson_id.as_str(), row.lesson.as_str()), ("", ""));
 
+    // Sent again with its submission key (the first answer was lost): stored once, the
+    // first report's ID comes back.
+    let body =
+        json!({"category": "other", "message": "resent", "submission_id": "k-0123456789abcdef"});
+    let r = submit(&stack, &s, body.clone()).await;
+    assert_eq!(r.status(), 201);
+    let once = r.json::<Value>().await.unwrap()["feedback_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = submit(&stack, &s, body.clone()).await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["feedback_id"],
+        once.as_str()
+    );
+    stored(&ingest, &once).await;
+    let n: u64 = ingest
+        .client
+        .query("SELECT count() FROM feedback FINAL WHERE message = 'resent'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // The same key from another session is another report.
+    let r = submit(&stack, &other, body).await;
+    assert_ne!(
+        r.json::<Value>().await.unwrap()["feedback_id"],
+        once.as_str()
+    );
+
     // Refused, naming the field; nothing stored.
     for (body, needle) in [
         (
@@ -148,6 +179,10 @@ async fn reports_are_stored_with_their_context_and_grouped() {
         (
             json!({"category": "other", "message": "x", "mood": "sad"}),
             "mood",
+        ),
+        (
+            json!({"category": "other", "message": "x", "submission_id": "short"}),
+            "submission_id",
         ),
     ] {
         let r = submit(&stack, &s, body).await;

@@ -509,6 +509,17 @@ async fn the_queue_groups_filters_and_moves_reports() {
             .contains("itself a duplicate"),
         "{e}"
     );
+    // Nor can an original become a duplicate while others point at it.
+    let r = patch(&stack, &a, json!({"duplicate_of": c})).await;
+    assert_eq!(r.status(), 422);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("original of 1"),
+        "{e}"
+    );
     // The form shows an error at the form, keeping the note.
     let (status, html) = {
         let r = http()

@@ -254,6 +254,21 @@ pub fn session_reports_query(
         .bind(session_id)
 }
 
+/// How many reports name `id` as their original (`duplicate_of`).
+pub async fn duplicates_of(
+    client: &clickhouse::Client,
+    id: &str,
+) -> Result<u64, clickhouse::error::Error> {
+    duplicates_of_query(client, id).fetch_one().await
+}
+
+/// The query behind [`duplicates_of`].
+pub fn duplicates_of_query(client: &clickhouse::Client, id: &str) -> clickhouse::query::Query {
+    client
+        .query("SELECT count() FROM feedback FINAL WHERE duplicate_of = ? AND status = 'duplicate'")
+        .bind(id)
+}
+
 /// Reports nobody has triaged yet (`status = 'new'`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backlog {
@@ -302,6 +317,7 @@ pub fn sample_sql(client: &clickhouse::Client) -> Vec<String> {
         activity_query(client, "abcdefghij"),
         group_query(client, "bash-basics/0/terminal/"),
         session_reports_query(client, "s3ss10n001"),
+        duplicates_of_query(client, "abcdefghij"),
         backlog_query(client),
     ]
     .iter()

@@ -51,6 +51,17 @@ pub struct FeedbackRequest {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub context: Option<serde_json::Value>,
+    /// The page's key for this report (8–64 characters of letters, digits, `-`, `_`): sent
+    /// again with the same key within an hour (after a lost answer), it is stored once and
+    /// the first report's ID is returned.
+    #[serde(default)]
+    pub submission_id: Option<String>,
+}
+
+fn valid_submission_id(s: &str) -> bool {
+    (8..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The report is stored.
@@ -97,6 +108,15 @@ pub async fn submit(
             e.to_string(),
         )
     })?;
+    if let Some(k) = body.submission_id.as_deref()
+        && !valid_submission_id(k)
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+            "submission_id must be 8 to 64 characters of letters, digits, `-` and `_`",
+        ));
+    }
     let session_id = session_hint(&headers);
     // Lesson and stage from our records for the session's own livelesson; otherwise what
     // the page says, if the lesson exists.
@@ -185,13 +205,26 @@ pub async fn submit(
             "the report could not be stored right now (NATS is unreachable); nothing was saved — please send it again",
         ));
     }
-    crate::bus::publish_feedback(&state.client.js, &state.client.layout, &row)
+    let msg_id = match body.submission_id.as_deref() {
+        Some(key) => format!("submission-{}-{key}", row.session_id),
+        None => format!("{}-1", row.feedback_id),
+    };
+    let stored = crate::bus::publish_feedback(&state.client.js, &state.client.layout, &row, &msg_id)
         .await
         .map_err(|e| {
             ApiError::unavailable(format!(
-                "the report could not be stored right now ({e}); nothing was saved — please send it again"
+                "the report could not be stored right now ({e}); please send it again (with its submission_id it is stored once)"
             ))
         })?;
+    if stored.feedback_id != row.feedback_id {
+        // Sent before (its answer was lost): the same report, counted once.
+        return Ok((
+            StatusCode::CREATED,
+            Json(FeedbackCreated {
+                feedback_id: stored.feedback_id,
+            }),
+        ));
+    }
     metrics()
         .feedback
         .get_or_create(&CategoryLabels {

@@ -390,6 +390,18 @@ pub async fn change(
             e.to_string(),
         ),
     })?;
+    if applied.triage.status == Status::Duplicate && status != Status::Duplicate {
+        let originals = triage::duplicates_of(ch, id).await.map_err(unavailable)?;
+        if originals > 0 {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable",
+                format!(
+                    "duplicate_of: `{id}` is the original of {originals} other report(s); point them at the new original first"
+                ),
+            ));
+        }
+    }
     let (ts, ts_ns) = now();
     let row = FeedbackRow {
         revision: current.revision + 1,

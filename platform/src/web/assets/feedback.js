@@ -1,7 +1,8 @@
 // The Feedback dialog of every page: category, optional rating, message, optional contact.
 // It attaches, without asking, what the lesson page knows (window.antidote.context): the
 // livelesson, its endpoints and instances, the last request and trace IDs, recent client
-// errors. A report that could not be sent keeps its text so the learner can send it again.
+// errors. A report that could not be sent keeps its text so the learner can send it again;
+// the resend carries the same submission_id, so a report whose answer was lost is stored once.
 "use strict";
 
 (function () {
@@ -39,6 +40,17 @@
     };
   }
 
+  // The key of the report being sent: kept while its text and category stay the same.
+  let pending = null;
+  function submissionId(key) {
+    if (!pending || pending.key !== key) {
+      const bytes = new Uint8Array(16);
+      crypto.getRandomValues(bytes);
+      pending = { key, id: Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("") };
+    }
+    return pending.id;
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const a = window.antidote || {};
@@ -51,6 +63,7 @@
       page_url: location.href,
       context: context(),
     };
+    body.submission_id = submissionId(body.category + "\u0000" + body.message);
     if (rating) body.rating = Number(rating);
     if (field("feedback-contact").value.trim()) body.contact = field("feedback-contact").value.trim();
     if (ll) body.livelesson_id = ll.id;
@@ -76,6 +89,7 @@
       status.textContent = "Thank you — your report is " + json.feedback_id + ".";
       status.dataset.reference = json.feedback_id;
       field("feedback-message").value = "";
+      pending = null;
     } catch (e) {
       // The text stays in the form: send again when the platform is back.
       status.className = "failed";
