@@ -70,6 +70,15 @@ export ANTIDOTE_CURRICULUM=$ANTIDOTE_CURRICULUM
 export PATH=$ROOT/.antidote/bin:\$PATH
 ENV
 
+# The maintainers' pages: open only with tokens (names listed, secrets never printed).
+if [ -n "${ANTIDOTE_MAINTAINER_TOKENS:-}" ]; then
+    names=$(printf '%s' "$ANTIDOTE_MAINTAINER_TOKENS" | tr ',' '\n' |
+        sed -n 's/^ *\([A-Za-z0-9._-]\{1,\}\):..*/\1/p; t; /[^ ]/s/.*/maintainer/p' | sort -u | paste -sd, -)
+    triage="${url}triage  (sign in with a maintainer token: ${names})"
+else
+    triage="closed (start with ANTIDOTE_MAINTAINER_TOKENS=name:secret to open ${url}triage)"
+fi
+
 cat <<MSG
 
 Antidote is up: $url
@@ -78,6 +87,7 @@ Antidote is up: $url
   ClickHouse        $ANTIDOTE_CLICKHOUSE_URL  (database antidote)
   roles             api, scheduler (local backend), ingest — pid $(cat "$ROOT/.antidote/up.pid"), log .antidote/up.log
   curriculum        $ANTIDOTE_CURRICULUM
+  triage            $triage
 As an operator:  source .antidote/env; antidote lesson list | show ID | stop ID
 Stop it all with scripts/down.sh (running livelessons stay and are adopted by the next start).
 MSG

@@ -216,6 +216,11 @@ pub enum ChangeError {
     DuplicateOfSelf,
     #[error("status `duplicate` needs duplicate_of: the report this one repeats")]
     DuplicateNeedsTarget,
+    #[error(
+        "duplicate_of names an original only for status `duplicate`, not `{}`",
+        .0.as_str()
+    )]
+    DuplicateNeedsStatus(Status),
     #[error("nothing to change: every field given already has that value and there is no note")]
     Nothing,
 }
@@ -285,6 +290,11 @@ impl Change {
                 return Err(ChangeError::DuplicateNeedsTarget);
             }
         } else {
+            // A new original named along with another status is a contradiction; the old
+            // link goes when the report leaves `duplicate`.
+            if next.duplicate_of != current.duplicate_of && !next.duplicate_of.is_empty() {
+                return Err(ChangeError::DuplicateNeedsStatus(next.status));
+            }
             next.duplicate_of.clear();
         }
         let mut changed = Vec::new();
@@ -363,13 +373,25 @@ impl Submission {
 /// The key grouping likely duplicates: same lesson, stage, category and error signature.
 ///
 /// The error signature is normalised so that reports of the same failure group together even
-/// when IDs, numbers and addresses in the text differ.
-pub fn group_key(lesson: &str, stage: i16, category: Category, error_signature: &str) -> String {
-    format!(
-        "{lesson}/{stage}/{}/{}",
-        category.as_str(),
-        normalise_signature(error_signature)
-    )
+/// when IDs, numbers and addresses in the text differ. A report without one (no failure, no
+/// client error) is evidence of nothing shared: it is a group of its own, keyed by its
+/// `feedback_id`.
+pub fn group_key(
+    lesson: &str,
+    stage: i16,
+    category: Category,
+    error_signature: &str,
+    feedback_id: &str,
+) -> String {
+    let signature = normalise_signature(error_signature);
+    if signature.is_empty() {
+        format!(
+            "{lesson}/{stage}/{}/report:{feedback_id}",
+            category.as_str()
+        )
+    } else {
+        format!("{lesson}/{stage}/{}/{signature}", category.as_str())
+    }
 }
 
 /// Lower-cases, turns every run of digits into `#` and squeezes whitespace.
@@ -582,7 +604,24 @@ mod tests {
             me.apply(id, &triage(Status::New)),
             Err(ChangeError::DuplicateOfSelf)
         );
-        // Reopening clears the link.
+        let contradiction = Change {
+            status: Some(Status::Triaged),
+            duplicate_of: Some("bbbbbbbbbb".into()),
+            ..Change::default()
+        };
+        assert_eq!(
+            contradiction.apply(id, &triage(Status::New)),
+            Err(ChangeError::DuplicateNeedsStatus(Status::Triaged))
+        );
+        // Reopening clears the link (the form sends the old link along: fine).
+        let form_reopen = Change {
+            status: Some(Status::Triaged),
+            duplicate_of: Some("bbbbbbbbbb".into()),
+            ..Change::default()
+        }
+        .apply(id, &dup.triage)
+        .unwrap();
+        assert_eq!(form_reopen.triage.duplicate_of, "");
         let reopened = Change {
             status: Some(Status::Triaged),
             ..Change::default()
@@ -607,15 +646,20 @@ mod tests {
             1,
             Category::LabNotWorking,
             "Endpoint r1 unreachable: port 22 timed out after 60 s (livelesson k3j4h5)",
+            "aaaaaaaaaa",
         );
         let b = group_key(
             "ospf-triangle",
             1,
             Category::LabNotWorking,
             "endpoint r1 unreachable:  port 22 timed out after 61 s (livelesson k3j4h5)",
+            "bbbbbbbbbb",
         );
         assert_eq!(a, b);
-        let other_stage = group_key("ospf-triangle", 2, Category::LabNotWorking, "x");
+        let other_stage = group_key("ospf-triangle", 2, Category::LabNotWorking, "x", "c");
         assert_ne!(a, other_stage);
+        // Without a signature nothing says two reports are one: each is its own group.
+        let quiet = |id| group_key("bash-basics", 1, Category::LessonContent, "  ", id);
+        assert_ne!(quiet("aaaaaaaaaa"), quiet("bbbbbbbbbb"));
     }
 }

@@ -38,6 +38,10 @@ pub trait Feed: Send + Sync + 'static {
     fn filter_subject(_layout: &Layout) -> Option<String> {
         None
     }
+    /// How long a waiting row may wait for its batch, given the configured interval.
+    fn flush_interval(configured: Duration) -> Duration {
+        configured
+    }
     /// A message's row, or why it is malformed.
     fn decode(payload: &[u8]) -> Result<Self::Row, String>;
 }
@@ -58,6 +62,10 @@ impl Feed for Events {
     }
 }
 
+/// Feedback is written by people, a few rows at a time, and a maintainer waits for it: its
+/// feeds flush at least this often, whatever the (throughput-minded) configured interval.
+pub const FEEDBACK_FLUSH: Duration = Duration::from_millis(200);
+
 /// `FEEDBACK` → `feedback` (every submitted or updated state of a report; the highest
 /// revision wins).
 pub struct Feedback;
@@ -70,6 +78,9 @@ impl Feed for Feedback {
     }
     fn decode(payload: &[u8]) -> Result<FeedbackRow, String> {
         serde_json::from_slice(payload).map_err(|e| e.to_string())
+    }
+    fn flush_interval(configured: Duration) -> Duration {
+        FEEDBACK_FLUSH.min(configured)
     }
 }
 
@@ -85,6 +96,9 @@ impl Feed for FeedbackActivity {
     }
     fn filter_subject(layout: &Layout) -> Option<String> {
         Some(layout.feedback("updated"))
+    }
+    fn flush_interval(configured: Duration) -> Duration {
+        FEEDBACK_FLUSH.min(configured)
     }
     fn decode(payload: &[u8]) -> Result<FeedbackActivityRow, String> {
         serde_json::from_slice::<FeedbackUpdate>(payload)
@@ -219,12 +233,13 @@ impl<F: Feed> Ingest<F> {
             );
         }
 
+        let flush_interval = F::flush_interval(self.config.flush_interval);
         let mut batch: Vec<(F::Row, jetstream::Message)> =
             Vec::with_capacity(self.config.batch_size);
         let mut oldest: Option<tokio::time::Instant> = None;
         loop {
             // Flush first when due, then fetch more while there is room, then cancellation.
-            let due = oldest.is_some_and(|t| t.elapsed() >= self.config.flush_interval);
+            let due = oldest.is_some_and(|t| t.elapsed() >= flush_interval);
             if batch.len() >= self.config.batch_size || (due && !batch.is_empty()) {
                 self.flush(&mut batch, &mut consumer, &shutdown).await;
                 oldest = None;
@@ -234,8 +249,8 @@ impl<F: Feed> Ingest<F> {
                 break;
             }
             let room = self.config.batch_size - batch.len();
-            let wait = oldest.map_or(self.config.flush_interval, |t| {
-                self.config.flush_interval.saturating_sub(t.elapsed())
+            let wait = oldest.map_or(flush_interval, |t| {
+                flush_interval.saturating_sub(t.elapsed())
             });
             let fetched = tokio::select! {
                 biased;

@@ -447,6 +447,11 @@ async fn the_queue_groups_filters_and_moves_reports() {
             "no report `zzzzzzzzzz`",
         ),
         (json!({"status": "duplicate"}), 422, "duplicate_of"),
+        (
+            json!({"status": "in_progress", "duplicate_of": b}),
+            422,
+            "only for status `duplicate`",
+        ),
         (json!({"colour": "red"}), 422, "colour"),
         (json!({"assignee": "x".repeat(101)}), 422, "assignee"),
     ] {
@@ -458,6 +463,38 @@ async fn the_queue_groups_filters_and_moves_reports() {
             "{body}: {e}"
         );
     }
+    // A change made on an old revision (a page loaded before the last change) is refused,
+    // never silently overwriting; on the current one it goes through.
+    let r = patch(&stack, &a, json!({"priority": "low", "revision": 1})).await;
+    assert_eq!(r.status(), 409);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "stale", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("since you loaded it"),
+        "{e}"
+    );
+    let r = bearer(http().post(stack.url(&format!("/triage/feedback/{a}"))))
+        .header("cookie", format!("antidote_maintainer={MAINTAINER_TOKEN}"))
+        .form(&[
+            ("status", "triaged"),
+            ("priority", ""),
+            ("revision", "1"),
+            ("note", "old page"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("since you loaded it") && html.contains("old page"),
+        "{html}"
+    );
+    let q = queue(&stack, "?status=triaged").await;
+    assert_eq!(q["items"][0]["priority"], "high", "nothing was overwritten");
     let r = patch(&stack, "zzzzzzzzzz", json!({"status": "triaged"})).await;
     assert_eq!(r.status(), 404);
     let r = patch(&stack, "BAD", json!({"status": "triaged"})).await;

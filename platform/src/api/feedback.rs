@@ -195,6 +195,7 @@ pub async fn submit(
             row.stage,
             submission.category,
             &signature,
+            &row.feedback_id,
         ),
         ..row
     };

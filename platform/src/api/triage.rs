@@ -167,7 +167,11 @@ pub async fn list(
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unprocessable",
-            format!("bad filter: {}", e.body_text()),
+            format!(
+                "bad filter: {}",
+                e.body_text()
+                    .trim_start_matches("Failed to deserialize query string: ")
+            ),
         )
     })?;
     Ok(Json(read_queue(&state, &query).await?))
@@ -286,17 +290,25 @@ pub struct ChangeRequest {
     /// The report this one repeats (moves it to `duplicate`).
     #[serde(default)]
     pub duplicate_of: Option<String>,
+    /// The revision the change was made on (as read, e.g. by the report page): if the report
+    /// has moved on since, the change is refused with 409 instead of overwriting.
+    #[serde(default)]
+    pub revision: Option<u64>,
 }
 
-impl From<ChangeRequest> for Change {
-    fn from(r: ChangeRequest) -> Change {
-        Change {
-            status: r.status,
-            assignee: r.assignee,
-            priority: r.priority,
-            note: r.note,
-            duplicate_of: r.duplicate_of,
-        }
+impl ChangeRequest {
+    /// The change, and the revision it was made on.
+    fn split(self) -> (Change, Option<u64>) {
+        (
+            Change {
+                status: self.status,
+                assignee: self.assignee,
+                priority: self.priority,
+                note: self.note,
+                duplicate_of: self.duplicate_of,
+            },
+            self.revision,
+        )
     }
 }
 
@@ -324,12 +336,13 @@ fn now() -> (time::OffsetDateTime, u64) {
 }
 
 /// Applies `change` to report `id` on behalf of `who` (the API's PATCH and the report page's
-/// form).
+/// form), if the report is still at `made_on` (when given).
 pub async fn change(
     state: &AppState,
     who: &Maintainer,
     id: &str,
     change: Change,
+    made_on: Option<u64>,
 ) -> Result<Changed, ApiError> {
     check_id(id)?;
     let ch = clickhouse(state)?;
@@ -346,6 +359,22 @@ pub async fn change(
         .await
         .map_err(unavailable)?
         .ok_or_else(|| no_report(id))?;
+    if let Some(seen) = made_on
+        && seen != current.revision
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "stale",
+            format!(
+                "report `{id}` changed since you loaded it (revision {seen}, now {}, updated {}); reload it and apply your change again",
+                current.revision,
+                current
+                    .updated_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            ),
+        ));
+    }
     if let Some(target) = change.duplicate_of.as_deref().map(str::trim)
         && is_id(target, 10)
         && target != id
@@ -444,7 +473,7 @@ pub async fn change(
     let FeedbackUpdate { row, activity } = update;
     let mut e = Event::new(kind::FEEDBACK_UPDATED, "api", Severity::Info)
         .message(format!(
-            "{} by {}: {}",
+            "report {id}: {} by {}: {}",
             activity.action,
             activity.actor,
             applied
@@ -513,7 +542,7 @@ async fn wait_visible(
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "No or wrong maintainer token", body = ErrorBody),
         (status = 404, description = "No such report", body = ErrorBody),
-        (status = 409, description = "Not a move of the status flow, or changed meanwhile by someone else", body = ErrorBody),
+        (status = 409, description = "Not a move of the status flow (`invalid_transition`), or the report moved on since `revision` or meanwhile (`stale`, `conflict`)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "A field out of bounds (named in the message)", body = ErrorBody),
@@ -526,7 +555,8 @@ pub async fn update(
     Path(id): Path<String>,
     Json(body): Json<ChangeRequest>,
 ) -> Result<(StatusCode, Json<Changed>), ApiError> {
-    let changed = change(&state, &who, &id, body.into()).await?;
+    let (body, made_on) = body.split();
+    let changed = change(&state, &who, &id, body, made_on).await?;
     let status = if changed.visible {
         StatusCode::OK
     } else {
@@ -616,18 +646,41 @@ pub fn issue_markdown(
         .created_at
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    for (k, v) in [
-        ("Report", code(&report.feedback_id)),
-        ("Status", code(&report.status)),
-        ("Submitted", created),
-        ("Rating", rating),
-        ("Session", code(&report.session_id)),
-        ("Livelesson", code(&report.livelesson_id)),
-        ("Lesson", format!("{}{stage}", code(&report.lesson))),
-        ("Page", code(&report.page_url)),
-        ("User agent", code(&report.user_agent)),
+    // Fields the report does not have are left out rather than shown empty.
+    for (k, raw, shown) in [
+        (
+            "Report",
+            report.feedback_id.as_str(),
+            code(&report.feedback_id),
+        ),
+        ("Status", report.status.as_str(), code(&report.status)),
+        ("Submitted", created.as_str(), created.clone()),
+        ("Rating", rating.as_str(), rating.clone()),
+        (
+            "Session",
+            report.session_id.as_str(),
+            code(&report.session_id),
+        ),
+        (
+            "Livelesson",
+            report.livelesson_id.as_str(),
+            code(&report.livelesson_id),
+        ),
+        (
+            "Lesson",
+            report.lesson.as_str(),
+            format!("{}{stage}", code(&report.lesson)),
+        ),
+        ("Page", report.page_url.as_str(), code(&report.page_url)),
+        (
+            "User agent",
+            report.user_agent.as_str(),
+            code(&report.user_agent),
+        ),
     ] {
-        let _ = writeln!(md, "- **{k}:** {v}");
+        if !raw.is_empty() {
+            let _ = writeln!(md, "- **{k}:** {shown}");
+        }
     }
     for (label, key) in [("Trace IDs", "traceIds"), ("Request IDs", "requestIds")] {
         let ids = string_list(context, key);

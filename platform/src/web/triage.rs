@@ -395,7 +395,9 @@ fn report_html(r: &Report, notice: Option<Result<&str, &ApiError>>, note: &str) 
 <label>Priority <select name="priority" id="triage-priority">{priorities}</select></label>
 <label>Duplicate of <input name="duplicate_of" id="triage-duplicate" maxlength="10" placeholder="report ID" value="{dup}"></label>
 <label class="wide">Note <textarea name="note" id="triage-note" maxlength="4000" rows="2">{note}</textarea></label>
+<input type="hidden" name="revision" value="{revision}">
 <button type="submit" id="triage-save">Save</button></form></section>"#,
+        revision = f.revision,
         id = escape(&f.feedback_id),
         moves = options(&moves, current.as_str()),
         assignee = escape(&f.assignee),
@@ -663,6 +665,9 @@ pub struct TriageForm {
     duplicate_of: String,
     #[serde(default)]
     note: String,
+    /// The revision the page showed.
+    #[serde(default)]
+    revision: String,
 }
 
 pub async fn save(
@@ -702,7 +707,17 @@ pub async fn save(
                 note: Some(form.note.clone()),
                 duplicate_of: Some(form.duplicate_of.clone()),
             };
-            triage::change(&state, &who, &id, change).await
+            match form.revision.trim() {
+                "" => triage::change(&state, &who, &id, change, None).await,
+                r => match r.parse::<u64>() {
+                    Ok(r) => triage::change(&state, &who, &id, change, Some(r)).await,
+                    Err(_) => Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "unprocessable",
+                        format!("revision `{r}` is not a number"),
+                    )),
+                },
+            }
         }
         Err(e) => Err(e),
     };
