@@ -129,11 +129,20 @@ async fn api_state(
             "no maintainer tokens (ANTIDOTE_MAINTAINER_TOKENS): the maintainer routes are closed"
         );
     }
-    Ok(
-        crate::api::AppState::new(client, curriculum, backend, vendor)
-            .with_telemetry(clickhouse)
-            .with_maintainer_tokens(api.maintainer_tokens.clone()),
-    )
+    let state = crate::api::AppState::new(client, curriculum, backend, vendor)
+        .with_telemetry(clickhouse)
+        .with_maintainer_tokens(api.maintainer_tokens.clone());
+    if !state.maintainer_tokens.is_empty() {
+        // Names only: an entry `name:secret` is recorded as `name`; a bare one as
+        // `maintainer`.
+        let names: Vec<&str> = state
+            .maintainer_tokens
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        tracing::info!(maintainers = %names.join(", "), "maintainer routes open (/triage)");
+    }
+    Ok(state)
 }
 
 /// `antidote api`: runs until SIGINT or SIGTERM.

@@ -549,5 +549,28 @@ async fn people_get_error_pages_and_programs_get_json() {
         .await
         .unwrap();
     assert_error(r, 404, "not_found").await;
+
+    // The lesson page tells its script whether the learner has a session yet, so a first
+    // visit makes one instead of being refused first.
+    let page = |cookie: Option<String>| {
+        let mut r = c.get(stack.url("/lessons/bash-basics"));
+        if let Some(cookie) = cookie {
+            r = r.header("cookie", cookie);
+        }
+        async move { r.send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(page(None).await.contains(r#""hasSession":false"#));
+    assert!(
+        page(Some("antidote_session=zzzzzzzzzz".into()))
+            .await
+            .contains(r#""hasSession":false"#),
+        "an unknown session is none"
+    );
+    let s = session(&stack).await;
+    assert!(
+        page(Some(format!("antidote_session={s}")))
+            .await
+            .contains(r#""hasSession":true"#)
+    );
     stack.stop().await;
 }

@@ -265,6 +265,7 @@ pub fn error_page(e: ApiError) -> Response {
 
 async fn lesson_page(
     state: State<AppState>,
+    headers: axum::http::HeaderMap,
     slug: UrlPath<String>,
     query: Result<Query<LessonQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -277,7 +278,12 @@ async fn lesson_page(
             ));
         }
     };
-    lesson_html(state, slug, query)
+    // Whether the page's first request can go out without making a session first (no 401
+    // on a learner's first visit).
+    let session = crate::api::session::session_hint(&headers);
+    let has_session =
+        !session.is_empty() && matches!(state.sessions.get(&session).await, Ok(Some(_)));
+    lesson_html(state, slug, query, has_session)
         .await
         .unwrap_or_else(error_page)
 }
@@ -286,6 +292,7 @@ async fn lesson_html(
     State(state): State<AppState>,
     UrlPath(slug): UrlPath<String>,
     Query(query): Query<LessonQuery>,
+    has_session: bool,
 ) -> Result<Response, ApiError> {
     let loaded = state.lesson(&slug)?;
     let detail = lessons::detail(&state, loaded);
@@ -400,6 +407,7 @@ async fn lesson_html(
         "stageCount": count,
         "available": detail.available,
         "endpoints": detail.endpoints,
+        "hasSession": has_session,
     });
     let scripts = format!(
         r#"<script id="page-data" type="application/json">{}</script>

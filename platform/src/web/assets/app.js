@@ -361,6 +361,9 @@
     showStatus("Starting the lab…", "INITIALIZED");
     let ll;
     try {
+      // A first visit makes its session first (no refused request); an expired one is made
+      // again by withSession.
+      if (!page.hasSession) await api("POST", "/api/v1/sessions");
       ll = await withSession(() => api("POST", "/api/v1/livelessons", { lesson: page.lesson, stage: page.stage }));
     } catch (e) {
       showStatus("The lab could not be started: " + e.message, "FAILED");
