@@ -421,12 +421,32 @@ pub async fn run_all(
     )
     .await?;
     let activity = Ingest::<FeedbackActivity>::new(config, nats, layout, clickhouse).await?;
+    // One feed failing stops them all, at once and loudly: a role that looks healthy while a
+    // table silently stays empty is worse than one that exits.
+    let feeds = shutdown.child_token();
+    let watch = |name: &'static str,
+                 run: std::pin::Pin<
+        Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>,
+    >| {
+        let feeds = feeds.clone();
+        async move {
+            let r = run.await;
+            if let Err(e) = &r {
+                tracing::error!(error = %e, feed = name, "an ingest feed stopped; stopping ingest");
+                feeds.cancel();
+            }
+            r
+        }
+    };
     let (e, s, l, f, a) = tokio::join!(
-        events.run(shutdown.clone()),
-        spans.run(shutdown.clone()),
-        logs.run(shutdown.clone()),
-        feedback.run(shutdown.clone()),
-        activity.run(shutdown)
+        watch(Events::NAME, Box::pin(events.run(feeds.clone()))),
+        watch(Spans::NAME, Box::pin(spans.run(feeds.clone()))),
+        watch(Logs::NAME, Box::pin(logs.run(feeds.clone()))),
+        watch(Feedback::NAME, Box::pin(feedback.run(feeds.clone()))),
+        watch(
+            FeedbackActivity::NAME,
+            Box::pin(activity.run(feeds.clone()))
+        )
     );
     retention.abort();
     e.and(s).and(l).and(f).and(a)

@@ -261,7 +261,7 @@ pub async fn run_up(settings: UpSettings) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let scheduler_task = tokio::spawn(scheduler.run(shutdown.clone()));
-    let ingest_task = tokio::spawn(crate::ingest::run_all(
+    let ingest = crate::ingest::run_all(
         crate::ingest::IngestConfig {
             batch_size: 5000,
             flush_interval: Duration::from_secs(1),
@@ -272,7 +272,19 @@ pub async fn run_up(settings: UpSettings) -> anyhow::Result<ExitCode> {
         Layout::new(&common.prefix),
         clickhouse,
         shutdown.clone(),
-    ));
+    );
+    let ingest_task = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            let r = ingest.await;
+            if r.is_err() && !shutdown.is_cancelled() {
+                // Nothing would reach ClickHouse any more: stop everything rather than run on.
+                tracing::error!("ingest stopped; stopping antidote up");
+                shutdown.cancel();
+            }
+            r
+        }
+    });
     let state = api_state(
         &common,
         nats,

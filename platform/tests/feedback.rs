@@ -159,6 +159,7 @@ async fn reports_are_stored_with_their_context_and_grouped() {
     assert_eq!(n, 1);
     // The same key from another session is another report.
     let r = submit(&stack, &other, body).await;
+    assert_eq!(r.status(), 201);
     assert_ne!(
         r.json::<Value>().await.unwrap()["feedback_id"],
         once.as_str()

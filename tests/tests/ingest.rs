@@ -249,5 +249,20 @@ async fn ingest_refuses_a_durable_consumer_that_drains_other_subjects() {
         e.contains("ingest-feedback_activity") && e.contains(&s.layout.feedback("updated")),
         "{e}"
     );
+    // The whole role stops with it (no shutdown asked), instead of running on without it.
+    let all = antidote_platform::ingest::run_all(
+        IngestConfig {
+            database: s.db.clone(),
+            ..IngestConfig::default()
+        },
+        nats().await,
+        s.layout.clone(),
+        antidote_telemetry::clickhouse_client::client(&clickhouse_url()),
+        CancellationToken::new(),
+    );
+    let stopped = tokio::time::timeout(Duration::from_secs(30), all)
+        .await
+        .expect("ingest stops by itself");
+    assert!(stopped.is_err());
     s.cleanup().await;
 }

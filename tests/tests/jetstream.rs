@@ -143,3 +143,22 @@ async fn work_queue_hands_each_request_to_one_consumer() {
     assert_eq!(stream.info().await.unwrap().state.messages, 0);
     bus::remove(&js, &layout).await;
 }
+
+#[tokio::test]
+async fn an_existing_feedback_stream_gets_the_hour_long_duplicate_window() {
+    let js = jetstream::new(nats().await);
+    let layout = Layout::new(unique("t"));
+    // The stream as an earlier version made it: the server's 2-minute window.
+    js.create_stream(jetstream::stream::Config {
+        name: layout.feedback_stream(),
+        subjects: vec![format!("{}.feedback.>", layout.prefix())],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    bus::ensure(&js, &layout).await.unwrap();
+    let mut stream = js.get_stream(layout.feedback_stream()).await.unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.config.duplicate_window, Duration::from_secs(3600));
+    bus::remove(&js, &layout).await;
+}

@@ -418,6 +418,9 @@ async fn lesson_html(
     );
     Ok((
         StatusCode::OK,
+        // Never served from a cache: the page says whether the learner has a session yet,
+        // and a stale "no" would make a new one and lose the running lab.
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         page(
             &format!("{} — {}", loaded.lesson.name, st.description),
             &body,

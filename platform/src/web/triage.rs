@@ -143,12 +143,14 @@ pub async fn logout(headers: HeaderMap) -> Response {
         );
     }
     let mut response = Redirect::to("/triage").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "antidote_maintainer=; Path=/triage; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
-    );
+    // Also the site-wide cookie of earlier versions, which /triage would still receive.
+    for path in ["/triage", "/"] {
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{COOKIE}=; Path={path}; HttpOnly; SameSite=Strict; Max-Age=0"
+        )) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
     response
 }
 
