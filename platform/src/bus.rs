@@ -133,6 +133,22 @@ impl Layout {
         self.name("sessions")
     }
 
+    /// The key-value bucket holding, per feedback report, the highest revision ever
+    /// published: triage refuses to build on a revision ClickHouse shows when a later one
+    /// is on its way.
+    pub fn feedback_revisions_bucket(&self) -> String {
+        self.name("feedback_revisions")
+    }
+
+    /// Every key-value bucket of the layout.
+    pub fn buckets(&self) -> [String; 3] {
+        [
+            self.livelessons_bucket(),
+            self.sessions_bucket(),
+            self.feedback_revisions_bucket(),
+        ]
+    }
+
     /// Every stream of the layout.
     pub fn streams(&self) -> Vec<StreamSpec> {
         let p = &self.prefix;
@@ -198,7 +214,7 @@ pub async fn ensure(js: &jetstream::Context, layout: &Layout) -> Result<(), BusE
                 source,
             })?;
     }
-    for bucket in [layout.livelessons_bucket(), layout.sessions_bucket()] {
+    for bucket in layout.buckets() {
         if js.get_key_value(&bucket).await.is_ok() {
             continue;
         }
@@ -223,9 +239,65 @@ pub async fn remove(js: &jetstream::Context, layout: &Layout) {
     for spec in layout.streams() {
         let _ = js.delete_stream(&spec.name).await;
     }
-    for bucket in [layout.livelessons_bucket(), layout.sessions_bucket()] {
+    for bucket in layout.buckets() {
         let _ = js.delete_key_value(&bucket).await;
     }
+}
+
+/// The highest revision of feedback report `id` ever published, if any was recorded.
+pub async fn published_revision(
+    js: &jetstream::Context,
+    layout: &Layout,
+    id: &str,
+) -> Result<Option<u64>, String> {
+    let store = js
+        .get_key_value(layout.feedback_revisions_bucket())
+        .await
+        .map_err(|e| e.to_string())?;
+    let entry = store.entry(id).await.map_err(|e| e.to_string())?;
+    Ok(entry
+        .filter(|e| e.operation == kv::Operation::Put)
+        .and_then(|e| std::str::from_utf8(&e.value).ok()?.parse().ok()))
+}
+
+/// Raises the recorded revision of report `id` to `revision` (never lowers it; concurrent
+/// writers are resolved by the bucket's revision check).
+pub async fn record_published_revision(
+    js: &jetstream::Context,
+    layout: &Layout,
+    id: &str,
+    revision: u64,
+) -> Result<(), String> {
+    let store = js
+        .get_key_value(layout.feedback_revisions_bucket())
+        .await
+        .map_err(|e| e.to_string())?;
+    let value = revision.to_string();
+    for _ in 0..5 {
+        let entry = store.entry(id).await.map_err(|e| e.to_string())?;
+        let written = match entry {
+            Some(e) => {
+                let have: u64 = std::str::from_utf8(&e.value)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if have >= revision && e.operation == kv::Operation::Put {
+                    return Ok(());
+                }
+                store
+                    .update(id, value.clone().into(), e.revision)
+                    .await
+                    .is_ok()
+            }
+            None => store.create(id, value.clone().into()).await.is_ok(),
+        };
+        if written {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "could not record revision {revision} of report {id} (the entry kept changing)"
+    ))
 }
 
 /// Publishes `event` on `<prefix>.events.<kind>` and waits for JetStream to store it.
@@ -347,6 +419,7 @@ mod tests {
         assert_eq!(l.feedback("submitted"), "antidote.feedback.submitted");
         assert_eq!(l.livelessons_bucket(), "livelessons");
         assert_eq!(l.sessions_bucket(), "sessions");
+        assert_eq!(l.feedback_revisions_bucket(), "feedback_revisions");
         let names: Vec<String> = l.streams().into_iter().map(|s| s.name).collect();
         assert_eq!(
             names,

@@ -375,6 +375,18 @@ pub async fn change(
             ),
         ));
     }
+    // A later revision on its way to ClickHouse (ingest is behind): building on the one shown
+    // would store a second revision of the same number.
+    let published = crate::bus::published_revision(&state.client.js, &state.client.layout, id)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("cannot read the report's revision: {e}")))?;
+    if let Some(p) = published
+        && p > current.revision
+    {
+        return Err(ApiError::conflict(format!(
+            "report `{id}` has a change (revision {p}) that ClickHouse does not show yet (ingest is behind); reload once the queue shows it and try again"
+        )));
+    }
     if let Some(target) = change.duplicate_of.as_deref().map(str::trim)
         && is_id(target, 10)
         && target != id
@@ -471,6 +483,18 @@ pub async fn change(
         )));
     }
     let FeedbackUpdate { row, activity } = update;
+    if let Err(e) = crate::bus::record_published_revision(
+        &state.client.js,
+        &state.client.layout,
+        id,
+        row.revision,
+    )
+    .await
+    {
+        // The change is stored; only the guard against building on it before ingest
+        // catches up is weaker (JetStream's de-duplication still holds for an hour).
+        tracing::warn!(error = %e, feedback_id = id, "cannot record the published revision");
+    }
     let mut e = Event::new(kind::FEEDBACK_UPDATED, "api", Severity::Info)
         .message(format!(
             "report {id}: {} by {}: {}",
