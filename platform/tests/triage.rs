@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::bundled;
 use common::stack::{
-    Ingested, MAINTAINER_TOKEN, Relay, Stack, http, ready_livelesson, session, wait_status,
+    Ingested, MAINTAINER_TOKEN, Relay, Stack, http, maintainer_cookie, ready_livelesson, session,
+    wait_status,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -89,7 +90,7 @@ async fn patch(stack: &Stack, id: &str, body: Value) -> reqwest::Response {
 async fn page(stack: &Stack, path: &str) -> (StatusCode, String) {
     let r = http()
         .get(stack.url(path))
-        .header("cookie", format!("antidote_maintainer={MAINTAINER_TOKEN}"))
+        .header("cookie", maintainer_cookie(stack).await)
         .send()
         .await
         .unwrap();
@@ -170,7 +171,30 @@ async fn triage_routes_need_a_maintainer() {
         .unwrap();
     assert_eq!(r.status(), 303);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.starts_with(&format!("antidote_maintainer={MAINTAINER_TOKEN};")));
+    // A signed, expiring sign-in: never the token itself.
+    assert!(
+        cookie.starts_with("antidote_maintainer=v1~maintainer~"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains(MAINTAINER_TOKEN), "{cookie}");
+    assert!(cookie.contains("Max-Age=43200"), "{cookie}");
+    // The token itself is no cookie, nor is a tampered sign-in.
+    for forged in [
+        format!("antidote_maintainer={MAINTAINER_TOKEN}"),
+        cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .replacen("~maintainer~", "~ana~", 1),
+    ] {
+        let r = http()
+            .get(stack.url("/api/v1/triage/feedback"))
+            .header("cookie", &forged)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{forged}");
+    }
     assert!(cookie.contains("Path=/triage"), "{cookie}");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
@@ -206,7 +230,7 @@ async fn triage_routes_need_a_maintainer() {
     ] {
         let r = no_redirect
             .post(stack.url(path))
-            .header("cookie", format!("antidote_maintainer={MAINTAINER_TOKEN}"))
+            .header("cookie", maintainer_cookie(&stack).await)
             .header("origin", "http://evil.example")
             .form(&[("token", MAINTAINER_TOKEN), ("status", "triaged")])
             .send()
@@ -216,7 +240,7 @@ async fn triage_routes_need_a_maintainer() {
     }
     let r = no_redirect
         .post(stack.url("/triage/logout"))
-        .header("cookie", format!("antidote_maintainer={MAINTAINER_TOKEN}"))
+        .header("cookie", maintainer_cookie(&stack).await)
         .send()
         .await
         .unwrap();
@@ -488,7 +512,7 @@ async fn the_queue_groups_filters_and_moves_reports() {
         "{e}"
     );
     let r = bearer(http().post(stack.url(&format!("/triage/feedback/{a}"))))
-        .header("cookie", format!("antidote_maintainer={MAINTAINER_TOKEN}"))
+        .header("cookie", maintainer_cookie(&stack).await)
         .form(&[
             ("status", "triaged"),
             ("priority", ""),
@@ -524,7 +548,7 @@ async fn the_queue_groups_filters_and_moves_reports() {
         .build()
         .unwrap()
         .post(stack.url(&format!("/triage/feedback/{b}")))
-        .header("cookie", format!("antidote_maintainer={MAINTAINER_TOKEN}"))
+        .header("cookie", maintainer_cookie(&stack).await)
         .form(&[
             ("status", "new"),
             ("assignee", ""),
@@ -572,7 +596,7 @@ async fn the_queue_groups_filters_and_moves_reports() {
     let (status, html) = {
         let r = http()
             .post(stack.url(&format!("/triage/feedback/{a}")))
-            .header("cookie", format!("antidote_maintainer={MAINTAINER_TOKEN}"))
+            .header("cookie", maintainer_cookie(&stack).await)
             .form(&[("status", "new"), ("note", "keep <this>")])
             .send()
             .await

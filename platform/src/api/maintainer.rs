@@ -1,7 +1,10 @@
-//! Maintainer routes' authentication: `Authorization: Bearer <token>` (or the web UI's
-//! `antidote_maintainer` cookie) naming one of the configured tokens
-//! (`ANTIDOTE_MAINTAINER_TOKENS`, each `token` or `name:token`; the name is who triage
-//! activity is recorded as). A learner's session never counts.
+//! Maintainer routes' authentication: `Authorization: Bearer <token>` naming one of the
+//! configured tokens (`ANTIDOTE_MAINTAINER_TOKENS`, each `token` or `name:token`; the name is
+//! who triage activity is recorded as), or the web UI's `antidote_maintainer` cookie. The
+//! cookie never holds a token: it is `v1~NAME~EXPIRY~MAC`, an HMAC-SHA256 by that token of
+//! the name and expiry, so it ends at its expiry (checked here, not by the browser), works on
+//! every api replica with the same tokens, and dies when the token is rotated. A learner's
+//! session never counts.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -68,13 +71,90 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn presented(headers: &HeaderMap) -> Option<String> {
-    let bearer = headers
+/// How long a sign-in lasts.
+pub const SIGN_IN_SECONDS: u64 = 12 * 3600;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+fn cookie_mac(secret: &str, name: &str, expiry: u64) -> Option<HmacSha256> {
+    use hmac::KeyInit;
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret.as_bytes()).ok()?;
+    hmac::Mac::update(
+        &mut mac,
+        format!("antidote-maintainer|{name}|{expiry}").as_bytes(),
+    );
+    Some(mac)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The cookie value signing `maintainer` in until `now + SIGN_IN_SECONDS` (unix seconds).
+pub fn sign_in_cookie(tokens: &[Token], maintainer: &Maintainer, now: u64) -> Option<String> {
+    let token = tokens.iter().find(|t| t.name == maintainer.name)?;
+    let expiry = now + SIGN_IN_SECONDS;
+    let mac = cookie_mac(&token.secret, &token.name, expiry)?;
+    let tag = hmac::Mac::finalize(mac).into_bytes();
+    Some(format!("v1~{}~{expiry}~{}", token.name, hex(&tag)))
+}
+
+/// The maintainer a sign-in cookie value stands for at `now`.
+pub fn check_cookie(tokens: &[Token], value: &str, now: u64) -> Result<Maintainer, ApiError> {
+    let unauthorized =
+        |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message.to_owned());
+    let mut parts = value.split('~');
+    let (Some("v1"), Some(name), Some(expiry), Some(tag), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next().and_then(|e| e.parse::<u64>().ok()),
+        parts.next().and_then(unhex),
+        parts.next(),
+    ) else {
+        return Err(unauthorized(
+            "the sign-in cookie is not one of ours: sign in again",
+        ));
+    };
+    if expiry <= now {
+        return Err(unauthorized("the sign-in has expired: sign in again"));
+    }
+    tokens
+        .iter()
+        .filter(|t| t.name == name)
+        .find(|t| {
+            cookie_mac(&t.secret, name, expiry)
+                .is_some_and(|mac| hmac::Mac::verify_slice(mac, &tag).is_ok())
+        })
+        .map(|t| Maintainer {
+            name: t.name.clone(),
+        })
+        .ok_or_else(|| {
+            unauthorized("the sign-in is no longer valid (the token changed?): sign in again")
+        })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned());
-    bearer.or_else(|| super::session::cookie(headers, COOKIE))
+        .map(|t| t.trim().to_owned())
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The maintainer `token` stands for.
@@ -101,12 +181,18 @@ pub fn check_token(tokens: &[Token], token: &str) -> Result<Maintainer, ApiError
         .ok_or_else(|| unauthorized("that maintainer token is not valid here"))
 }
 
-/// The maintainer behind a request's bearer token or cookie.
+/// The maintainer behind a request's bearer token or sign-in cookie.
 pub fn check(state: &AppState, headers: &HeaderMap) -> Result<Maintainer, ApiError> {
-    match presented(headers) {
-        Some(token) => check_token(&state.maintainer_tokens, &token),
-        None if state.maintainer_tokens.is_empty() => check_token(&[], ""),
-        None => Err(ApiError::new(
+    let tokens = &state.maintainer_tokens;
+    if tokens.is_empty() {
+        return check_token(&[], "");
+    }
+    if let Some(token) = bearer(headers) {
+        return check_token(tokens, &token);
+    }
+    match super::session::cookie(headers, COOKIE) {
+        Some(value) if !value.is_empty() => check_cookie(tokens, &value, now_unix()),
+        _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "maintainer route: send `Authorization: Bearer <token>`".to_owned(),
@@ -148,6 +234,38 @@ mod tests {
                 .message
                 .contains("disabled")
         );
+    }
+
+    #[test]
+    fn sign_in_cookies_are_signed_and_expire() {
+        let tokens: Vec<Token> = ["ana:s3cret", "bo:other"]
+            .iter()
+            .filter_map(|e| Token::parse(e))
+            .collect();
+        let ana = Maintainer { name: "ana".into() };
+        let cookie = sign_in_cookie(&tokens, &ana, 1000).unwrap();
+        assert!(!cookie.contains("s3cret"), "{cookie}");
+        assert!(cookie.starts_with(&format!("v1~ana~{}~", 1000 + SIGN_IN_SECONDS)));
+        assert_eq!(check_cookie(&tokens, &cookie, 2000).unwrap(), ana);
+        // Past its expiry, with its expiry changed, as someone else, or after the token
+        // changed: refused.
+        let e = check_cookie(&tokens, &cookie, 1000 + SIGN_IN_SECONDS).unwrap_err();
+        assert!(e.message.contains("expired"), "{}", e.message);
+        let longer = cookie.replace(&(1000 + SIGN_IN_SECONDS).to_string(), "99999999999");
+        assert!(check_cookie(&tokens, &longer, 2000).is_err());
+        let as_bo = cookie.replacen("~ana~", "~bo~", 1);
+        assert!(check_cookie(&tokens, &as_bo, 2000).is_err());
+        let rotated: Vec<Token> = Token::parse("ana:new-secret").into_iter().collect();
+        assert!(check_cookie(&rotated, &cookie, 2000).is_err());
+        for junk in [
+            "s3cret",
+            "v1~ana~x~00",
+            "v1~ana~5000~zz",
+            "v1~ana~5000~00~x",
+            "",
+        ] {
+            assert!(check_cookie(&tokens, junk, 2000).is_err(), "{junk}");
+        }
     }
 
     #[test]

@@ -514,3 +514,19 @@ pub async fn export_telemetry_to(stack: &Stack) -> bool {
     ));
     true
 }
+
+/// A maintainer's sign-in cookie (`antidote_maintainer=…`), from the sign-in form.
+pub async fn maintainer_cookie(stack: &Stack) -> String {
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+        .post(stack.url("/triage/login"))
+        .form(&[("token", MAINTAINER_TOKEN)])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(r.status(), 303, "sign-in answered {}", r.status());
+    let set = r.headers()["set-cookie"].to_str().expect("a cookie");
+    set.split(';').next().expect("name=value").to_owned()
+}
