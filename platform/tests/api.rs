@@ -396,6 +396,28 @@ async fn verify_fails_before_the_work_and_passes_after_it() {
     term.expect("done-42", 20).await;
     let after = verify().await;
     assert_eq!(after["passed"], true, "{after}");
+    // Each check is an event, with its result and output, for whoever triages a report.
+    let stream = stack
+        .client
+        .js
+        .get_stream(stack.client.layout.events_stream())
+        .await
+        .unwrap();
+    let last = stream
+        .get_last_raw_message_by_subject(&stack.client.layout.event("livelesson.verified"))
+        .await
+        .unwrap();
+    let event: Value = serde_json::from_slice(&last.payload).unwrap();
+    assert_eq!(event["livelesson_id"], id);
+    assert_eq!(event["stage"], 0);
+    let attrs: Vec<(&str, &str)> = event["attr_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(event["attr_values"].as_array().unwrap())
+        .map(|(k, v)| (k.as_str().unwrap(), v.as_str().unwrap()))
+        .collect();
+    assert!(attrs.contains(&("passed", "true")), "{attrs:?}");
     stack.stop().await;
 }
 

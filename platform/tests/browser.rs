@@ -654,15 +654,12 @@ async fn a_maintainer_triages_a_learners_report() {
             .unwrap(),
         "bash-basics"
     );
+    // As the learner saw it ("Stage 1 of 2"), the API's index 0 alongside.
+    let stage = row_el.find(Locator::Css(".stage span")).await.unwrap();
+    assert_eq!(stage.text().await.unwrap(), "1");
     assert_eq!(
-        row_el
-            .find(Locator::Css(".stage"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "0"
+        stage.attr("data-stage").await.unwrap().as_deref(),
+        Some("0")
     );
     assert_eq!(
         row_el.attr("data-status").await.unwrap().as_deref(),

@@ -211,6 +211,33 @@ async fn triage_routes_need_a_maintainer() {
     let (status, body) = page(&stack, "/triage").await;
     assert_eq!(status, 200);
     assert!(body.contains("Feedback queue"), "{body}");
+    // A shared link survives signing in; the way on stays on this site's triage pages.
+    let r = http()
+        .get(stack.url("/triage/feedback/abcdefghij"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains(r#"name="next" value="/triage/feedback/abcdefghij""#)
+    );
+    for (next, to) in [
+        ("/triage/feedback/abcdefghij", "/triage/feedback/abcdefghij"),
+        ("//evil.example/triage", "/triage"),
+        ("https://evil.example/", "/triage"),
+    ] {
+        let r = no_redirect
+            .post(stack.url("/triage/login"))
+            .form(&[("token", MAINTAINER_TOKEN), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()["location"], to, "{next}");
+    }
     // The filter form as a browser sends it: every field, the empty ones empty.
     let (status, body) = page(
         &stack,
@@ -245,6 +272,9 @@ async fn triage_routes_need_a_maintainer() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/triage?signed_out=1");
+    let (_, after) = page(&stack, "/triage?signed_out=1").await;
+    assert!(after.contains("Signed out.") && after.contains(r#"id="login""#));
     let cleared: Vec<&str> = r
         .headers()
         .get_all("set-cookie")
@@ -597,17 +627,30 @@ async fn the_queue_groups_filters_and_moves_reports() {
         let r = http()
             .post(stack.url(&format!("/triage/feedback/{a}")))
             .header("cookie", maintainer_cookie(&stack).await)
-            .form(&[("status", "new"), ("note", "keep <this>")])
+            .form(&[
+                ("status", "new"),
+                ("assignee", "bo"),
+                ("duplicate_of", "zzzzzzzzzz"),
+                ("note", "keep <this>"),
+            ])
             .send()
             .await
             .unwrap();
         (r.status(), r.text().await.unwrap())
     };
-    assert_eq!(status, 409);
+    // (The unknown original is named first; the status move is not even tried.)
+    assert_eq!(status, 422);
+    assert!(html.contains("no report `zzzzzzzzzz`"), "{html}");
     assert!(
         html.contains(r#"id="triage-error""#) && html.contains("keep &lt;this&gt;"),
         "{html}"
     );
+    // Everything typed stays in the form, not just the note.
+    assert!(
+        html.contains(r#"id="triage-assignee" maxlength="100" value="bo""#),
+        "{html}"
+    );
+    assert!(html.contains(r#"value="zzzzzzzzzz""#), "{html}");
     assert_eq!(
         patch(&stack, &a, json!({"note": "fix in review"}))
             .await
@@ -700,6 +743,52 @@ async fn the_queue_groups_filters_and_moves_reports() {
             .contains("revision 9"),
         "{e}"
     );
+
+    // A maintainer's browser that also holds this learner's session: the triage pages and
+    // static files are not part of the learner's session (its trace tree stays theirs).
+    for path in ["/triage", "/assets/app.css"] {
+        let r = http()
+            .get(stack.url(path))
+            .header(
+                "cookie",
+                format!("antidote_session={s}; {}", maintainer_cookie(&stack).await),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let marker = http()
+        .get(stack.url("/api/v1/lessons"))
+        .header("cookie", format!("antidote_session={s}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(marker.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let names: Vec<String> = ingest
+            .client
+            .query("SELECT name FROM spans FINAL WHERE session_id = ?")
+            .bind(&s)
+            .fetch_all()
+            .await
+            .unwrap();
+        if names.iter().any(|n| n == "GET /api/v1/lessons") {
+            assert!(
+                !names
+                    .iter()
+                    .any(|n| n.starts_with("GET /triage") || n.starts_with("GET /assets")),
+                "{names:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no spans of the session: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // The backlog in /metrics: one report (c) is still new.
     let metrics = http()

@@ -29,6 +29,8 @@ pub mod kind {
     pub const FEEDBACK_UPDATED: &str = "feedback.updated";
     pub const CLIENT_ERROR: &str = "client.error";
     pub const HTTP_ERROR: &str = "http.error";
+    /// Beyond the minimum set: a learner's Verify and its result (for triage).
+    pub const STAGE_VERIFIED: &str = "livelesson.verified";
 }
 
 /// One event, as published and stored.

@@ -254,19 +254,24 @@ pub fn session_reports_query(
         .bind(session_id)
 }
 
-/// How many reports name `id` as their original (`duplicate_of`).
+/// The reports naming `id` as their original (`duplicate_of`), oldest first (at most
+/// [`GROUP_IDS_MAX`]).
 pub async fn duplicates_of(
     client: &clickhouse::Client,
     id: &str,
-) -> Result<u64, clickhouse::error::Error> {
-    duplicates_of_query(client, id).fetch_one().await
+) -> Result<Vec<String>, clickhouse::error::Error> {
+    duplicates_of_query(client, id).fetch_all().await
 }
 
 /// The query behind [`duplicates_of`].
 pub fn duplicates_of_query(client: &clickhouse::Client, id: &str) -> clickhouse::query::Query {
     client
-        .query("SELECT count() FROM feedback FINAL WHERE duplicate_of = ? AND status = 'duplicate'")
+        .query(
+            "SELECT feedback_id FROM feedback FINAL WHERE duplicate_of = ? AND status = 'duplicate' \
+             ORDER BY created_at, feedback_id LIMIT ?",
+        )
         .bind(id)
+        .bind(GROUP_IDS_MAX)
 }
 
 /// Reports nobody has triaged yet (`status = 'new'`).

@@ -154,7 +154,13 @@ pub async fn request_context(
         .insert(RequestId(request_id.clone()));
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let session = super::session::session_hint(request.headers());
+    // The maintainers' pages and static files belong to no learner session, even when the
+    // browser also carries one: a report's trace tree stays the learner's.
+    let session = if path.starts_with("/triage") || path.starts_with("/assets/") {
+        String::new()
+    } else {
+        super::session::session_hint(request.headers())
+    };
     // The route as declared (`/api/v1/livelessons/{id}`): metric labels never carry IDs.
     let route = request
         .extensions()

@@ -17,6 +17,8 @@ use super::{AppState, client_error};
 use crate::backend::LivelessonSpec;
 use crate::livelesson::client::ClientError;
 use crate::livelesson::{EndpointStatus, Failure, Livelesson, PresentationView, Status};
+use antidote_telemetry::event::{Event, kind};
+use antidote_telemetry::rows::Severity;
 
 /// `POST /api/v1/livelessons` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -429,6 +431,40 @@ pub async fn verify(
         .await
         .map_err(|e| ApiError::unavailable(format!("cannot run the check: {e}")))?;
     let passed = run.succeeded();
+    // What a maintainer needs when the learner says "Verify says I failed".
+    let tail: String = {
+        let count = run.output.chars().count();
+        run.output
+            .chars()
+            .skip(count.saturating_sub(2000))
+            .collect()
+    };
+    let mut e = Event::new(
+        kind::STAGE_VERIFIED,
+        "api",
+        if passed {
+            Severity::Info
+        } else {
+            Severity::Warn
+        },
+    )
+    .message(if passed {
+        format!("stage {stage} verified: passed")
+    } else {
+        format!("stage {stage} verified: failed")
+    })
+    .attr("passed", passed)
+    .attr("endpoint_checked", &check.endpoint)
+    .attr(
+        "exit_code",
+        run.exit_code.map_or("none".to_owned(), |c| c.to_string()),
+    )
+    .attr("output_tail", tail);
+    e.session_id = ll.session_id.clone();
+    e.lesson = ll.lesson.clone();
+    e.livelesson_id = ll.id.clone();
+    e.stage = i16::try_from(stage).unwrap_or(i16::MAX);
+    state.client.event(e).await;
     let mut output = run.output;
     if !passed && let Some(hint) = &check.failure_hint {
         if !output.is_empty() && !output.ends_with('\n') {

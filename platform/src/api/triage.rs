@@ -192,6 +192,8 @@ pub struct Report {
     /// Reports of the same group (likely duplicates), newest first, this one included.
     #[schema(value_type = Vec<Object>)]
     pub group: Vec<ReportSummary>,
+    /// Reports a maintainer marked as duplicates of this one.
+    pub duplicates: Vec<String>,
     /// The session's events, spans, endpoint instances and livelessons (absent without a
     /// session).
     pub session: Option<SessionTimeline>,
@@ -223,9 +225,10 @@ pub async fn read_report(state: &AppState, id: &str) -> Result<Report, ApiError>
         .await
         .map_err(unavailable)?
         .ok_or_else(|| no_report(id))?;
-    let (activity, group) = tokio::try_join!(
+    let (activity, group, duplicates) = tokio::try_join!(
         triage::activity(ch, id),
-        triage::group_members(ch, &feedback.group_key)
+        triage::group_members(ch, &feedback.group_key),
+        triage::duplicates_of(ch, id)
     )
     .map_err(unavailable)?;
     let session = if is_id(&feedback.session_id, 10) {
@@ -243,6 +246,7 @@ pub async fn read_report(state: &AppState, id: &str) -> Result<Report, ApiError>
         context,
         activity,
         group,
+        duplicates,
         session,
         issue_markdown,
     })
@@ -432,7 +436,10 @@ pub async fn change(
         ),
     })?;
     if applied.triage.status == Status::Duplicate && status != Status::Duplicate {
-        let originals = triage::duplicates_of(ch, id).await.map_err(unavailable)?;
+        let originals = triage::duplicates_of(ch, id)
+            .await
+            .map_err(unavailable)?
+            .len();
         if originals > 0 {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -645,7 +652,11 @@ pub fn issue_markdown(
     use std::fmt::Write;
     let mut md = String::new();
     let stage = if report.stage >= 0 {
-        format!(" stage {}", report.stage)
+        format!(
+            " stage {} (index {})",
+            i32::from(report.stage) + 1,
+            report.stage
+        )
     } else {
         String::new()
     };

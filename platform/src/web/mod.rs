@@ -193,12 +193,12 @@ fn page(title: &str, body: &str, scripts: &str) -> Html<String> {
 <option value="other">Something else</option>
 </select></label>
 <label>How was it? (optional)
-<select id="feedback-rating"><option value="">—</option><option>1</option><option>2</option><option>3</option><option>4</option><option>5</option></select></label>
+<select id="feedback-rating"><option value="">—</option><option value="1">1 (poor)</option><option value="2">2</option><option value="3">3</option><option value="4">4</option><option value="5">5 (great)</option></select></label>
 <label>Message
 <textarea id="feedback-message" maxlength="4000" rows="5" required></textarea></label>
 <label>Contact (optional)
 <input id="feedback-contact" maxlength="200" autocomplete="email"></label>
-<p class="hint">We attach this page's lab, its endpoints and recent errors, so you need not describe them.</p>
+<p class="hint" id="feedback-hint">We attach this page's lab, its endpoints and recent errors, so you need not describe them.</p>
 <p id="feedback-status" role="status"></p>
 <div class="actions"><button type="button" id="feedback-cancel" class="secondary">Close</button>
 <button type="submit" id="feedback-send">Send</button></div>

@@ -48,15 +48,35 @@ fn html(status: StatusCode, page: String) -> Response {
         .into_response()
 }
 
-fn login_page(status: StatusCode, message: Option<&str>) -> Response {
+/// The sign-in page; `next` is the maintainer page to go on to.
+fn login_page(status: StatusCode, message: Option<&str>, next: &str) -> Response {
+    login_page_with(status, message.map(|m| (m, true)), next)
+}
+
+/// The sign-in page with a message (`true`: an error) above the form.
+fn login_page_with(status: StatusCode, message: Option<(&str, bool)>, next: &str) -> Response {
     let message = message
-        .map(|m| format!(r#"<p class="error" id="login-error">{}</p>"#, escape(m)))
+        .map(|(m, error)| {
+            if error {
+                format!(
+                    r#"<p class="error" id="login-error" role="alert">{}</p>"#,
+                    escape(m)
+                )
+            } else {
+                format!(
+                    r#"<p class="saved" id="login-notice" role="status">{}</p>"#,
+                    escape(m)
+                )
+            }
+        })
         .unwrap_or_default();
     let body = format!(
         r#"<main class="catalog triage"><h1>Maintainers</h1>
 <p>The triage queue needs a maintainer token (<code>ANTIDOTE_MAINTAINER_TOKENS</code>).</p>{message}
-<form method="post" action="/triage/login" id="login"><label>Token <input type="password" name="token" id="token" autocomplete="current-password" required></label>
-<button type="submit" id="login-send">Sign in</button></form></main>"#
+<form method="post" action="/triage/login" id="login"><label>Token <input type="password" name="token" id="token" autocomplete="current-password" required autofocus></label>
+<input type="hidden" name="next" value="{next}">
+<button type="submit" id="login-send">Sign in</button></form></main>"#,
+        next = escape(next),
     );
     html(
         status,
@@ -69,6 +89,15 @@ fn login_page(status: StatusCode, message: Option<&str>) -> Response {
     )
 }
 
+/// Where to go after signing in: a maintainer page of this site, nothing else.
+fn next_page(next: &str) -> &str {
+    let ok = next.starts_with("/triage")
+        && !next.contains("//")
+        && !next.contains('\\')
+        && next.bytes().all(|b| b.is_ascii_graphic());
+    if ok { next } else { "/triage" }
+}
+
 fn error_html(e: &ApiError) -> String {
     format!(
         r#"<p class="error" id="page-error">{}</p>"#,
@@ -76,16 +105,19 @@ fn error_html(e: &ApiError) -> String {
     )
 }
 
-/// The maintainer behind the request, or the login page to answer with.
+/// The maintainer behind the request, or the login page (going on to `here`) to answer with.
 fn signed_in(
     state: &AppState,
     headers: &HeaderMap,
+    here: &str,
 ) -> Result<maintainer::Maintainer, Box<Response>> {
     maintainer::check(state, headers).map_err(|e| {
-        let had_cookie = crate::api::session::cookie(headers, COOKIE).is_some();
+        let had_cookie =
+            crate::api::session::cookie(headers, COOKIE).is_some_and(|c| !c.is_empty());
         Box::new(login_page(
             StatusCode::UNAUTHORIZED,
             had_cookie.then_some(e.message.as_str()),
+            next_page(here),
         ))
     })
 }
@@ -94,6 +126,8 @@ fn signed_in(
 #[derive(Deserialize)]
 pub struct LoginForm {
     token: String,
+    #[serde(default)]
+    next: String,
 }
 
 pub async fn login(
@@ -104,13 +138,20 @@ pub async fn login(
     if !crate::api::terminal::same_origin(&headers) {
         return login_page(
             StatusCode::FORBIDDEN,
-            Some("sign in from this site's own page"),
+            Some("Sign in from this site's own page."),
+            "/triage",
         );
     }
     let token = form.token.trim();
     let who = match maintainer::check_token(&state.maintainer_tokens, token) {
         Ok(who) => who,
-        Err(e) => return login_page(StatusCode::UNAUTHORIZED, Some(&e.message)),
+        Err(e) => {
+            return login_page(
+                StatusCode::UNAUTHORIZED,
+                Some(&e.message),
+                next_page(&form.next),
+            );
+        }
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -119,10 +160,11 @@ pub async fn login(
     let Some(value) = maintainer::sign_in_cookie(&state.maintainer_tokens, &who, now) else {
         return login_page(
             StatusCode::INTERNAL_SERVER_ERROR,
-            Some("cannot sign in right now"),
+            Some("Cannot sign in right now."),
+            next_page(&form.next),
         );
     };
-    let mut response = Redirect::to("/triage").into_response();
+    let mut response = Redirect::to(next_page(&form.next)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{COOKIE}={value}; Path=/triage; HttpOnly; SameSite=Strict; Max-Age={}",
         maintainer::SIGN_IN_SECONDS
@@ -136,10 +178,11 @@ pub async fn logout(headers: HeaderMap) -> Response {
     if !crate::api::terminal::same_origin(&headers) {
         return login_page(
             StatusCode::FORBIDDEN,
-            Some("sign out from this site's own page"),
+            Some("Sign out from this site's own page."),
+            "/triage",
         );
     }
-    let mut response = Redirect::to("/triage").into_response();
+    let mut response = Redirect::to("/triage?signed_out=1").into_response();
     // Also the site-wide cookie of earlier versions, which /triage would still receive.
     for path in ["/triage", "/"] {
         if let Ok(v) = HeaderValue::from_str(&format!(
@@ -165,9 +208,13 @@ fn options(values: &[(&str, &str)], selected: &str) -> String {
         .collect()
 }
 
+/// A stage as the learner saw it ("Stage 1 of 2" is index 0), the index in a tooltip.
 fn stage_text(stage: i16) -> String {
     if stage >= 0 {
-        stage.to_string()
+        format!(
+            r#"<span title="stage index {stage} (?stage={stage} in the API)" data-stage="{stage}">{}</span>"#,
+            i32::from(stage) + 1
+        )
     } else {
         "—".to_owned()
     }
@@ -234,11 +281,11 @@ fn queue_html(state: &AppState, query: &QueueQuery, queue: Result<Queue, ApiErro
     let mut body = format!(
         r#"<main class="catalog triage"><h1>Feedback queue</h1>
 <form method="get" action="/triage" class="filters" id="filters">
-<select name="status" id="filter-status">{status}</select>
-<select name="lesson" id="filter-lesson">{lesson}</select>
-<select name="category" id="filter-category">{category}</select>
-<select name="max_age_hours" id="filter-age">{age}</select>
-<input name="q" id="filter-q" placeholder="text, report or session ID" value="{q}">
+<select name="status" id="filter-status" aria-label="Status">{status}</select>
+<select name="lesson" id="filter-lesson" aria-label="Lesson">{lesson}</select>
+<select name="category" id="filter-category" aria-label="Category">{category}</select>
+<select name="max_age_hours" id="filter-age" aria-label="Age">{age}</select>
+<input name="q" id="filter-q" type="search" aria-label="Search" placeholder="text, report or session ID" value="{q}">
 <button type="submit" id="filter-apply">Show</button></form>"#,
         status = options(&status_values, query.status.as_deref().unwrap_or_default()),
         lesson = options(&lesson_values, query.lesson.as_deref().unwrap_or_default()),
@@ -257,7 +304,7 @@ fn queue_html(state: &AppState, query: &QueueQuery, queue: Result<Queue, ApiErro
         Ok(q) => {
             body.push_str(&format!(
                 r#"<p class="meta">{} report(s) in {} group(s){}.</p>
-<table class="queue" id="queue"><thead><tr><th>Received</th><th>Lesson</th><th>Stage</th><th>Category</th><th>Status</th><th>Reports</th><th>Message</th><th>Assignee</th><th>Priority</th></tr></thead><tbody>"#,
+<div class="scroll"><table class="queue" id="queue"><thead><tr><th>Received</th><th>Lesson</th><th>Stage</th><th>Category</th><th>Status</th><th>Reports</th><th>Message</th><th>Assignee</th><th>Priority</th></tr></thead><tbody>"#,
                 q.reports,
                 q.items.len(),
                 if q.truncated {
@@ -270,7 +317,7 @@ fn queue_html(state: &AppState, query: &QueueQuery, queue: Result<Queue, ApiErro
                 let r = &item.latest;
                 body.push_str(&format!(
                     r#"<tr class="report" data-feedback-id="{id}" data-status="{status}" data-count="{count}">
-<td title="{created}">{age} ago</td><td class="lesson-slug">{lesson}</td><td class="stage">{stage}</td><td>{category}</td><td class="status-cell"><span class="badge {status}">{status}</span></td>
+<td title="{created}">{age} ago</td><td class="lesson-slug">{lesson}</td><td class="stage">{stage}</td><td>{category}</td><td class="status-cell"><span class="badge {status}">{status}</span>{dup}</td>
 <td class="count">{count_text}</td><td class="message"><a href="/triage/feedback/{id}">{message}</a></td><td>{assignee}</td><td>{priority}</td></tr>"#,
                     id = escape(&r.feedback_id),
                     status = escape(&r.status),
@@ -282,15 +329,23 @@ fn queue_html(state: &AppState, query: &QueueQuery, queue: Result<Queue, ApiErro
                     },
                     created = rfc3339(r.created_at),
                     age = age(r.created_at, now),
-                    lesson = escape(&r.lesson),
+                    lesson = escape(or_dash(&r.lesson)),
                     stage = stage_text(r.stage),
+                    dup = if r.duplicate_of.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            r#" of <a href="/triage/feedback/{d}">{d}</a>"#,
+                            d = escape(&r.duplicate_of)
+                        )
+                    },
                     category = escape(&r.category),
                     message = escape(&r.message),
                     assignee = escape(&r.assignee),
                     priority = escape(&r.priority),
                 ));
             }
-            body.push_str("</tbody></table>");
+            body.push_str("</tbody></table></div>");
         }
     }
     body.push_str("</main>");
@@ -300,19 +355,29 @@ fn queue_html(state: &AppState, query: &QueueQuery, queue: Result<Queue, ApiErro
 pub async fn queue_page(
     State(state): State<AppState>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     query: Result<Query<QueueQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(login) = signed_in(&state, &headers) {
+    if uri.query() == Some("signed_out=1") {
+        return login_page_with(StatusCode::OK, Some(("Signed out.", false)), "/triage");
+    }
+    if let Err(login) = signed_in(&state, &headers, "/triage") {
         return *login;
     }
     let mut query = match query {
         Ok(Query(q)) => q,
         Err(rejection) => {
             let e = ApiError::bad_request(format!(
-                "the address is malformed: {}",
-                rejection.body_text()
+                "The address is malformed: {}",
+                rejection
+                    .body_text()
+                    .trim_start_matches("Failed to deserialize query string: ")
             ));
-            return html(e.status, queue_html(&state, &QueueQuery::default(), Err(e)));
+            let open = QueueQuery {
+                status: Some("open".to_owned()),
+                ..QueueQuery::default()
+            };
+            return html(e.status, queue_html(&state, &open, Err(e)));
         }
     };
     // The queue opens on what needs attention.
@@ -327,7 +392,74 @@ pub async fn queue_page(
     html(status, queue_html(&state, &query, queue))
 }
 
-fn report_html(r: &Report, notice: Option<Result<&str, &ApiError>>, note: &str) -> String {
+/// Everything that happened to the report in triage, oldest first.
+fn activity_html(r: &Report) -> String {
+    let f = &r.feedback;
+    let mut b = String::new();
+    b.push_str(r#"<section><h2>Activity</h2><ul id="activity">"#);
+    b.push_str(&format!(
+        "<li>{} submitted by the learner</li>",
+        rfc3339(f.created_at)
+    ));
+    for a in &r.activity {
+        let changes: Vec<String> = a
+            .changed_keys
+            .iter()
+            .zip(a.old_values.iter().zip(&a.new_values))
+            .map(|(k, (old, new))| {
+                format!(
+                    "{}: {} → {}",
+                    escape(k),
+                    escape(if old.is_empty() { "—" } else { old }),
+                    escape(if new.is_empty() { "—" } else { new })
+                )
+            })
+            .collect();
+        b.push_str(&format!(
+            r#"<li class="activity" data-action="{action}">{at} <b>{actor}</b> {changes}{note}</li>"#,
+            action = escape(&a.action),
+            at = rfc3339(a.ts),
+            actor = escape(&a.actor),
+            changes = changes.join(", "),
+            note = if a.note.is_empty() {
+                String::new()
+            } else {
+                format!(r#" <q class="note">{}</q>"#, escape(&a.note))
+            },
+        ));
+    }
+    b.push_str("</ul></section>");
+    b
+}
+
+/// What the triage form shows: the report's fields, or what the maintainer typed when a save
+/// was refused (nothing typed is lost).
+#[derive(Debug, Clone, Default)]
+pub struct FormValues {
+    status: String,
+    assignee: String,
+    priority: String,
+    duplicate_of: String,
+    note: String,
+}
+
+impl FormValues {
+    fn of(f: &antidote_telemetry::rows::FeedbackRow) -> FormValues {
+        FormValues {
+            status: f.status.clone(),
+            assignee: f.assignee.clone(),
+            priority: f.priority.clone(),
+            duplicate_of: f.duplicate_of.clone(),
+            note: String::new(),
+        }
+    }
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "—" } else { s }
+}
+
+fn report_html(r: &Report, notice: Option<Result<&str, &ApiError>>, form: &FormValues) -> String {
     let f = &r.feedback;
     let mut b = String::new();
     b.push_str(&format!(
@@ -335,7 +467,7 @@ fn report_html(r: &Report, notice: Option<Result<&str, &ApiError>>, note: &str) 
 <h1>Report {id} <span class="badge {status}" id="report-status">{status}</span></h1>
 <p class="meta">{category} · lesson <b id="report-lesson">{lesson}</b> · stage <b id="report-stage">{stage}</b> · rating {rating} · received {created}</p>
 <blockquote class="message" id="report-message">{message}</blockquote>
-<dl class="facts"><dt>Session</dt><dd id="report-session">{session}</dd><dt>Livelesson</dt><dd>{ll}</dd><dt>Contact</dt><dd>{contact}</dd><dt>Page</dt><dd>{url}</dd><dt>Browser</dt><dd>{ua}</dd><dt>Assignee</dt><dd>{assignee}</dd><dt>Priority</dt><dd>{priority}</dd>{dup}</dl>"#,
+<dl class="facts"><dt>Session</dt><dd id="report-session">{session}</dd><dt>Livelesson</dt><dd>{ll}</dd><dt>Contact</dt><dd>{contact}</dd><dt>Page</dt><dd>{url}</dd><dt>Browser</dt><dd>{ua}</dd><dt>Assignee</dt><dd>{assignee}</dd><dt>Priority</dt><dd>{priority}</dd>{dup}{dups}</dl>"#,
         id = escape(&f.feedback_id),
         status = escape(&f.status),
         category = escape(&f.category),
@@ -348,13 +480,32 @@ fn report_html(r: &Report, notice: Option<Result<&str, &ApiError>>, note: &str) 
         },
         created = rfc3339(f.created_at),
         message = escape(&f.message),
-        session = escape(&f.session_id),
-        ll = escape(&f.livelesson_id),
-        contact = escape(&f.contact),
-        url = escape(&f.page_url),
-        ua = escape(&f.user_agent),
-        assignee = escape(&f.assignee),
-        priority = escape(&f.priority),
+        session = if f.session_id.is_empty() {
+            "— (sent without a session)".to_owned()
+        } else {
+            format!(
+                r#"{s} · <a href="/triage?status=&amp;q={s}">its reports</a>"#,
+                s = escape(&f.session_id)
+            )
+        },
+        ll = escape(or_dash(&f.livelesson_id)),
+        contact = escape(or_dash(&f.contact)),
+        url = escape(or_dash(&f.page_url)),
+        ua = escape(or_dash(&f.user_agent)),
+        assignee = escape(or_dash(&f.assignee)),
+        priority = escape(or_dash(&f.priority)),
+        dups = if r.duplicates.is_empty() {
+            String::new()
+        } else {
+            format!(
+                r#"<dt>Its duplicates</dt><dd id="report-duplicates">{}</dd>"#,
+                r.duplicates
+                    .iter()
+                    .map(|d| format!(r#"<a href="/triage/feedback/{d}">{d}</a>"#, d = escape(d)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
         dup = if f.duplicate_of.is_empty() {
             String::new()
         } else {
@@ -379,16 +530,19 @@ fn report_html(r: &Report, notice: Option<Result<&str, &ApiError>>, note: &str) 
         .chain(PRIORITIES.iter().map(|p| (*p, *p)))
         .collect();
     let notice = match notice {
-        Some(Ok(m)) => format!(r#"<p class="saved" id="triage-notice">{}</p>"#, escape(m)),
+        Some(Ok(m)) => format!(
+            r#"<p class="saved" id="triage-notice" role="status">{}</p>"#,
+            escape(m)
+        ),
         Some(Err(e)) => format!(
-            r#"<p class="error" id="triage-error">{}</p>"#,
+            r#"<p class="error" id="triage-error" role="alert">{}</p>"#,
             escape(&e.message)
         ),
         None => String::new(),
     };
     b.push_str(&format!(
         r#"<section class="triage-form"><h2>Triage</h2>{notice}
-<form method="post" action="/triage/feedback/{id}" id="triage">
+<form method="post" action="/triage/feedback/{id}" id="triage" aria-describedby="triage-error">
 <label>Status <select name="status" id="triage-status">{moves}</select></label>
 <label>Assignee <input name="assignee" id="triage-assignee" maxlength="100" value="{assignee}"></label>
 <label>Priority <select name="priority" id="triage-priority">{priorities}</select></label>
@@ -398,12 +552,14 @@ fn report_html(r: &Report, notice: Option<Result<&str, &ApiError>>, note: &str) 
 <button type="submit" id="triage-save">Save</button></form></section>"#,
         revision = f.revision,
         id = escape(&f.feedback_id),
-        moves = options(&moves, current.as_str()),
-        assignee = escape(&f.assignee),
-        priorities = options(&priorities, &f.priority),
-        dup = escape(&f.duplicate_of),
-        note = escape(note),
+        moves = options(&moves, &form.status),
+        assignee = escape(&form.assignee),
+        priorities = options(&priorities, &form.priority),
+        dup = escape(&form.duplicate_of),
+        note = escape(&form.note),
     ));
+    // What was done so far, next to where the next step is taken.
+    b.push_str(&activity_html(r));
 
     b.push_str(&format!(
         r#"<section><h2>Copy as issue</h2><button type="button" id="copy-issue">Copy as issue</button> <span id="copy-status" role="status"></span>
@@ -413,18 +569,51 @@ fn report_html(r: &Report, notice: Option<Result<&str, &ApiError>>, note: &str) 
 
     // What the page attached.
     b.push_str(r#"<section><h2>What the learner's page attached</h2><dl class="facts" id="report-context">"#);
-    for (label, key) in [
-        ("Request IDs", "requestIds"),
-        ("Trace IDs", "traceIds"),
-        ("Client errors", "errors"),
-        ("Endpoints", "endpoints"),
-    ] {
-        if let Some(v) = r.context.get(key).filter(|v| !v.is_null()) {
+    let text_of = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    for (label, key) in [("Request IDs", "requestIds"), ("Trace IDs", "traceIds")] {
+        if let Some(ids) = r.context.get(key).and_then(serde_json::Value::as_array)
+            && !ids.is_empty()
+        {
+            let ids: Vec<String> = ids
+                .iter()
+                .map(|i| format!("<code>{}</code>", escape(&text_of(i))))
+                .collect();
+            b.push_str(&format!("<dt>{label}</dt><dd>{}</dd>", ids.join(" ")));
+        }
+    }
+    if let Some(errors) = r
+        .context
+        .get("errors")
+        .and_then(serde_json::Value::as_array)
+        && !errors.is_empty()
+    {
+        b.push_str("<dt>Client errors</dt><dd><ul class=\"plain\">");
+        for e in errors {
+            let m = e.get("message").map_or_else(|| text_of(e), text_of);
+            b.push_str(&format!("<li><code>{}</code></li>", escape(&m)));
+        }
+        b.push_str("</ul></dd>");
+    }
+    if let Some(eps) = r
+        .context
+        .get("endpoints")
+        .and_then(serde_json::Value::as_array)
+        && !eps.is_empty()
+    {
+        b.push_str("<dt>Endpoints</dt><dd><ul class=\"plain\">");
+        for e in eps {
+            let field = |k: &str| e.get(k).map(text_of).unwrap_or_default();
             b.push_str(&format!(
-                "<dt>{label}</dt><dd><code>{}</code></dd>",
-                escape(&v.to_string())
+                "<li>{} <code>{}</code> {}</li>",
+                escape(&field("name")),
+                escape(&field("instance")),
+                escape(&field("state"))
             ));
         }
+        b.push_str("</ul></dd>");
     }
     if let serde_json::Value::String(raw) = &r.context {
         b.push_str(&format!(
@@ -509,9 +698,17 @@ fn report_html(r: &Report, notice: Option<Result<&str, &ApiError>>, note: &str) 
         }
         b.push_str("</div></section>");
 
+        // Times below are clock times of this day (UTC); the date is said once.
+        let day = s
+            .timeline
+            .events
+            .first()
+            .and_then(|e| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.ts_ns)).ok())
+            .map(|t| t.date().to_string())
+            .unwrap_or_default();
         b.push_str(&format!(
-            r#"<section><h2>Events ({})</h2><table class="events" id="events"><thead><tr><th>Time (UTC)</th><th>Kind</th><th>Endpoint</th><th>Message</th><th>Trace</th></tr></thead><tbody>"#,
-            s.timeline.events.len()
+            r#"<section><h2>Events ({n})</h2><p class="meta">Times are UTC, from {day}.</p><div class="scroll"><table class="events" id="events"><thead><tr><th>Time (UTC)</th><th>Kind</th><th>Endpoint</th><th>Message</th><th>Trace</th></tr></thead><tbody>"#,
+            n = s.timeline.events.len(),
         ));
         for e in &s.timeline.events {
             b.push_str(&format!(
@@ -524,7 +721,7 @@ fn report_html(r: &Report, notice: Option<Result<&str, &ApiError>>, note: &str) 
                 trace = escape(e.trace_id.get(..8).unwrap_or(&e.trace_id)),
             ));
         }
-        b.push_str("</tbody></table></section>");
+        b.push_str("</tbody></table></div></section>");
 
         b.push_str(&format!(
             r#"<section><h2>Trace tree ({} spans)</h2><ul class="spans" id="spans">"#,
@@ -559,40 +756,6 @@ fn report_html(r: &Report, notice: Option<Result<&str, &ApiError>>, note: &str) 
         b.push_str("</ul></section>");
     }
 
-    b.push_str(r#"<section><h2>Activity</h2><ul id="activity">"#);
-    b.push_str(&format!(
-        "<li>{} submitted by the learner</li>",
-        rfc3339(f.created_at)
-    ));
-    for a in &r.activity {
-        let changes: Vec<String> = a
-            .changed_keys
-            .iter()
-            .zip(a.old_values.iter().zip(&a.new_values))
-            .map(|(k, (old, new))| {
-                format!(
-                    "{}: {} → {}",
-                    escape(k),
-                    escape(if old.is_empty() { "—" } else { old }),
-                    escape(if new.is_empty() { "—" } else { new })
-                )
-            })
-            .collect();
-        b.push_str(&format!(
-            r#"<li class="activity" data-action="{action}">{at} <b>{actor}</b> {changes}{note}</li>"#,
-            action = escape(&a.action),
-            at = rfc3339(a.ts),
-            actor = escape(&a.actor),
-            changes = changes.join(", "),
-            note = if a.note.is_empty() {
-                String::new()
-            } else {
-                format!(r#" <q class="note">{}</q>"#, escape(&a.note))
-            },
-        ));
-    }
-    b.push_str("</ul></section>");
-
     if r.group.len() > 1 {
         b.push_str(&format!(
             r#"<section><h2>Same group ({} reports)</h2><ul id="group">"#,
@@ -625,7 +788,7 @@ pub async fn report_page(
     UrlPath(id): UrlPath<String>,
     Query(q): Query<SavedQuery>,
 ) -> Response {
-    if let Err(login) = signed_in(&state, &headers) {
+    if let Err(login) = signed_in(&state, &headers, &format!("/triage/feedback/{id}")) {
         return *login;
     }
     match triage::read_report(&state, &id).await {
@@ -637,7 +800,8 @@ pub async fn report_page(
                     "Saved."
                 }
             });
-            html(StatusCode::OK, report_html(&r, notice.map(Ok), ""))
+            let form = FormValues::of(&r.feedback);
+            html(StatusCode::OK, report_html(&r, notice.map(Ok), &form))
         }
         Err(e) => html(
             e.status,
@@ -675,7 +839,7 @@ pub async fn save(
     UrlPath(id): UrlPath<String>,
     Form(form): Form<TriageForm>,
 ) -> Response {
-    let who = match signed_in(&state, &headers) {
+    let who = match signed_in(&state, &headers, &format!("/triage/feedback/{id}")) {
         Ok(m) => m,
         Err(login) => return *login,
     };
@@ -728,7 +892,16 @@ pub async fn save(
         .into_response(),
         Err(e) => match triage::read_report(&state, &id).await {
             // The page again, with the error at the form and the note kept.
-            Ok(r) => html(e.status, report_html(&r, Some(Err(&e)), &form.note)),
+            Ok(r) => {
+                let typed = FormValues {
+                    status: form.status.clone(),
+                    assignee: form.assignee.clone(),
+                    priority: form.priority.clone(),
+                    duplicate_of: form.duplicate_of.clone(),
+                    note: form.note.clone(),
+                };
+                html(e.status, report_html(&r, Some(Err(&e)), &typed))
+            }
             Err(_) => html(
                 e.status,
                 maintainer_page(

@@ -16,6 +16,15 @@
   function open() {
     status.textContent = "";
     status.className = "";
+    // Without a lab on the page, neither the default nor the hint should speak of one.
+    const a = window.antidote || {};
+    const hasLab = !!(a.context && a.context.livelesson);
+    if (!hasLab && !pending && field("feedback-category").value === "lab_not_working") {
+      field("feedback-category").value = "other";
+    }
+    field("feedback-hint").textContent = hasLab
+      ? "We attach this page's lab, its endpoints and recent errors, so you need not describe them."
+      : "We attach this page's address and recent errors, so you need not describe them.";
     if (typeof dialog.showModal === "function") dialog.showModal();
     else dialog.setAttribute("open", "");
     field("feedback-message").focus();
@@ -89,6 +98,7 @@
       status.textContent = "Thank you — your report is " + json.feedback_id + ".";
       status.dataset.reference = json.feedback_id;
       field("feedback-message").value = "";
+      field("feedback-rating").value = "";
       pending = null;
     } catch (e) {
       // The text stays in the form: send again when the platform is back.

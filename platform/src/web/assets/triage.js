@@ -1,6 +1,11 @@
 // The report page's "Copy as issue": the Markdown summary onto the clipboard (or selected,
-// where the browser allows no clipboard access).
+// where the browser allows no clipboard access). A refused save puts focus on its message.
 "use strict";
+
+// A "Saved." notice is for the save just made: reloading the page should not say it again.
+if (/[?&]saved=/.test(location.search)) {
+  history.replaceState(null, "", location.pathname);
+}
 
 (function () {
   const button = document.getElementById("copy-issue");
@@ -19,4 +24,12 @@
     }
     status.dataset.copied = "1";
   });
+})();
+
+(function () {
+  const error = document.getElementById("triage-error");
+  if (error) {
+    error.tabIndex = -1;
+    error.focus();
+  }
 })();
