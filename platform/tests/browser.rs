@@ -720,6 +720,20 @@ async fn a_maintainer_triages_a_learners_report() {
     let spans = texts(&c, "#spans li.span .span-name").await;
     assert!(spans.iter().any(|s| s.contains("livelesson")), "{spans:?}");
     assert!(spans.len() > 3, "{spans:?}");
+    // An event's trace links to its tree.
+    let linked: Value = c
+        .execute(
+            "const a = document.querySelector('#events a[href^=\"#trace-\"]');
+             return a ? document.getElementById(a.getAttribute('href').slice(1)) !== null : null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        linked,
+        json!(true),
+        "an event links to its trace in the tree"
+    );
     let instances = texts(&c, "#instances .instance-name").await;
     assert!(instances.contains(&instance), "{instance} in {instances:?}");
     let injected: Value = c

@@ -710,15 +710,31 @@ fn report_html(r: &Report, notice: Option<Result<&str, &ApiError>>, form: &FormV
             r#"<section><h2>Events ({n})</h2><p class="meta">Times are UTC, from {day}.</p><div class="scroll"><table class="events" id="events"><thead><tr><th>Time (UTC)</th><th>Kind</th><th>Endpoint</th><th>Message</th><th>Trace</th></tr></thead><tbody>"#,
             n = s.timeline.events.len(),
         ));
+        let traced: std::collections::HashSet<&str> = s
+            .timeline
+            .spans
+            .iter()
+            .map(|sp| sp.trace_id.as_str())
+            .collect();
         for e in &s.timeline.events {
+            let short = escape(e.trace_id.get(..8).unwrap_or(&e.trace_id));
+            let trace = if traced.contains(e.trace_id.as_str()) {
+                format!(
+                    r##"<a href="#trace-{}" title="{}"><code>{short}</code></a>"##,
+                    escape(&e.trace_id),
+                    escape(&e.trace_id)
+                )
+            } else {
+                format!("<code>{short}</code>")
+            };
             b.push_str(&format!(
-                r#"<tr class="event sev-{sev:?}" data-kind="{kind}"><td>{at}</td><td>{kind}</td><td>{ep}</td><td>{msg}</td><td><code>{trace}</code></td></tr>"#,
+                r#"<tr class="event sev-{sev:?}" data-kind="{kind}"><td>{at}</td><td>{kind}</td><td>{ep}</td><td>{msg}</td><td>{trace}</td></tr>"#,
                 sev = e.severity,
                 kind = escape(&e.kind),
                 at = clock(e.ts_ns),
                 ep = escape(&e.endpoint),
                 msg = escape(&e.message),
-                trace = escape(e.trace_id.get(..8).unwrap_or(&e.trace_id)),
+                trace = trace,
             ));
         }
         b.push_str("</tbody></table></div></section>");
@@ -727,10 +743,18 @@ fn report_html(r: &Report, notice: Option<Result<&str, &ApiError>>, form: &FormV
             r#"<section><h2>Trace tree ({} spans)</h2><ul class="spans" id="spans">"#,
             s.timeline.spans.len()
         ));
+        let mut anchored = std::collections::HashSet::new();
         for (depth, span) in span_trees(&s.timeline.spans) {
             let error = span.status_code.eq_ignore_ascii_case("error");
+            // The first root of each trace is where the events table's trace links land.
+            let anchor = if depth == 0 && anchored.insert(span.trace_id.as_str()) {
+                format!(r#" id="trace-{}""#, escape(&span.trace_id))
+            } else {
+                String::new()
+            };
             b.push_str(&format!(
-                r#"<li class="span{err}" data-name="{name}" style="padding-left:{pad}rem"><span class="span-name">{name}</span> <span class="dur">{ms:.1} ms</span> <span class="meta">{service}{ep}{trace}</span>{msg}</li>"#,
+                r#"<li class="span{err}"{anchor} data-name="{name}" style="padding-left:{pad}rem"><span class="at">{at}</span> <span class="span-name">{name}</span> <span class="dur">{ms:.1} ms</span> <span class="meta">{service}{ep}{trace}</span>{msg}</li>"#,
+                at = clock(span.ts_ns),
                 err = if error { " error" } else { "" },
                 name = escape(&span.name),
                 pad = depth.min(12),
