@@ -11,7 +11,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::stack::{Ingested, MAINTAINER_TOKEN, Stack, http};
+use common::stack::{Ingested, MAINTAINER_TOKEN, Stack};
 use common::{bundled, fixture};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -940,21 +940,7 @@ async fn the_feedback_form_keeps_the_text_while_nats_is_down() {
     c.goto(&stack.url("/")).await.unwrap();
 
     relay.cut().await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http()
-        .get(stack.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        == 200
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the api never noticed NATS was gone"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stack.wait_readyz(false).await;
     let text = "The catalog is empty for me";
     let status = send_feedback(&c, "#feedback-open", "other", text).await;
     assert_eq!(
@@ -976,18 +962,7 @@ async fn the_feedback_form_keeps_the_text_while_nats_is_down() {
     assert_eq!(kept, text, "the form keeps the text");
 
     relay.up().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http()
-        .get(stack.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
-        assert!(Instant::now() < deadline, "the api never reconnected");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stack.wait_readyz(true).await;
     let status = click_send(&c).await;
     let id = reference(&status).await;
     assert_eq!(id.len(), 10);

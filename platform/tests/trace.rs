@@ -16,7 +16,6 @@ use antidote_platform::livelesson::Status;
 use common::bundled;
 use common::stack::{Ingested, Stack, http};
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
 struct Span {
@@ -40,25 +39,10 @@ const PARENT: &str = "00f067aa0ba902b7";
 async fn starting_a_lesson_is_one_trace_down_to_every_endpoint() {
     let db = Ingested::database("trace").await;
     let stack = Stack::start_with_telemetry(bundled(), db.2.clone()).await;
-    let telemetry = antidote_telemetry::init("test");
-    let shutdown = CancellationToken::new();
-    let js = async_nats::jetstream::new(async_nats::connect(common::nats_url()).await.unwrap());
-    tokio::spawn(antidote_telemetry::spans::publish(
-        telemetry
-            .take_spans()
-            .expect("the first init in this process"),
-        js.clone(),
-        stack.client.layout.spans(),
-        shutdown.clone(),
-    ));
-    tokio::spawn(antidote_telemetry::logs::publish(
-        telemetry
-            .take_logs()
-            .expect("the first init in this process"),
-        js,
-        stack.client.layout.logs(),
-        shutdown.clone(),
-    ));
+    assert!(
+        common::stack::export_telemetry_to(&stack).await,
+        "the only test of this binary that exports spans"
+    );
     let ingest = Ingested::start(&stack, db).await;
     let (ch, database, clickhouse_url) = (
         ingest.client.clone(),
@@ -306,7 +290,6 @@ async fn starting_a_lesson_is_one_trace_down_to_every_endpoint() {
     assert_eq!(t["endpoints"].as_array().unwrap().len(), 4);
     assert_eq!(t["livelessons"][0]["id"], id.as_str());
 
-    shutdown.cancel();
     ingest.stop().await;
     stack.stop().await;
 }

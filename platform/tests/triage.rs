@@ -37,6 +37,18 @@ async fn submitted(stack: &Stack, s: &str, body: Value) -> String {
         .to_owned()
 }
 
+/// Asserts a refused answer — its status, and a message naming `needle` — and returns the
+/// error body.
+async fn refused(r: reqwest::Response, status: u16, needle: &str) -> Value {
+    assert_eq!(r.status(), status);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains(needle),
+        "{e}"
+    );
+    e
+}
+
 fn bearer(r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     r.bearer_auth(MAINTAINER_TOKEN)
 }
@@ -493,16 +505,8 @@ async fn the_queue_groups_filters_and_moves_reports() {
 
     // Refused: a jump in the flow, nothing at all, unknown fields and reports.
     let r = patch(&stack, &a, json!({"status": "resolved"})).await;
-    assert_eq!(r.status(), 409);
-    let e: Value = r.json().await.unwrap();
+    let e = refused(r, 409, "`triaged` to `resolved`").await;
     assert_eq!(e["error"]["code"], "invalid_transition");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("`triaged` to `resolved`"),
-        "{e}"
-    );
     for (body, status, needle) in [
         (json!({"status": "triaged"}), 422, "nothing to change"),
         (json!({"priority": "asap"}), 422, "priority"),
@@ -531,16 +535,8 @@ async fn the_queue_groups_filters_and_moves_reports() {
     // A change made on an old revision (a page loaded before the last change) is refused,
     // never silently overwriting; on the current one it goes through.
     let r = patch(&stack, &a, json!({"priority": "low", "revision": 1})).await;
-    assert_eq!(r.status(), 409);
-    let e: Value = r.json().await.unwrap();
+    let e = refused(r, 409, "since you loaded it").await;
     assert_eq!(e["error"]["code"], "stale", "{e}");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("since you loaded it"),
-        "{e}"
-    );
     let r = bearer(http().post(stack.url(&format!("/triage/feedback/{a}"))))
         .header("cookie", maintainer_cookie(&stack).await)
         .form(&[
@@ -602,26 +598,10 @@ async fn the_queue_groups_filters_and_moves_reports() {
     assert!(b_page.contains(&format!(r#"<a href="/triage/feedback/{a}">{a}</a>"#)));
     // Duplicates point at an original, not along a chain.
     let r = patch(&stack, &c, json!({"duplicate_of": b})).await;
-    assert_eq!(r.status(), 422);
-    let e: Value = r.json().await.unwrap();
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("itself a duplicate"),
-        "{e}"
-    );
+    refused(r, 422, "itself a duplicate").await;
     // Nor can an original become a duplicate while others point at it.
     let r = patch(&stack, &a, json!({"duplicate_of": c})).await;
-    assert_eq!(r.status(), 422);
-    let e: Value = r.json().await.unwrap();
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("original of 1"),
-        "{e}"
-    );
+    refused(r, 422, "original of 1").await;
     // The form shows an error at the form, keeping the note.
     let (status, html) = {
         let r = http()
@@ -734,15 +714,7 @@ async fn the_queue_groups_filters_and_moves_reports() {
     .await
     .unwrap();
     let r = patch(&stack, &c, json!({"status": "triaged"})).await;
-    assert_eq!(r.status(), 409);
-    let e: Value = r.json().await.unwrap();
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("revision 9"),
-        "{e}"
-    );
+    refused(r, 409, "revision 9").await;
 
     // A maintainer's browser that also holds this learner's session: the triage pages and
     // static files are not part of the learner's session (its trace tree stays theirs).
@@ -849,15 +821,7 @@ async fn feedback_sent_while_clickhouse_is_down_appears_once_it_is_back() {
     assert_eq!(r.status(), 202);
     assert_eq!(r.json::<Value>().await.unwrap()["visible"], false);
     let r = patch(&stack, &id, json!({"assignee": "ana"})).await;
-    assert_eq!(r.status(), 409);
-    let e: Value = r.json().await.unwrap();
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("does not show yet"),
-        "{e}"
-    );
+    refused(r, 409, "does not show yet").await;
     relay.up().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while ids(&queue(&stack, "?status=triaged").await) != [id.as_str()] {
@@ -886,21 +850,7 @@ async fn while_nats_is_down_feedback_is_refused_clearly_and_taken_again_after() 
     let s = session(&stack).await;
 
     relay.cut().await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http()
-        .get(stack.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        == 200
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the api never noticed NATS was gone"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stack.wait_readyz(false).await;
     let started = Instant::now();
     let r = submit(&stack, &s, json!({"category": "other", "message": "lost?"})).await;
     assert_eq!(r.status(), 503);
@@ -914,18 +864,7 @@ async fn while_nats_is_down_feedback_is_refused_clearly_and_taken_again_after() 
     assert!(message.contains("send it again"), "{message}");
 
     relay.up().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http()
-        .get(stack.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
-        assert!(Instant::now() < deadline, "the api never reconnected");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stack.wait_readyz(true).await;
     let id = submitted(&stack, &s, json!({"category": "other", "message": "lost?"})).await;
     queued(&stack, &id, 20).await;
     // Nothing from the refused attempt was stored.

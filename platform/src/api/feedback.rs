@@ -71,6 +71,17 @@ pub struct FeedbackCreated {
     pub feedback_id: String,
 }
 
+/// Now, in the whole seconds the `feedback` tables keep, and in nanoseconds.
+pub(super) fn now() -> (time::OffsetDateTime, u64) {
+    let t = time::OffsetDateTime::now_utc();
+    let ns = u64::try_from(t.unix_timestamp_nanos()).unwrap_or(0);
+    (
+        t.replace_nanosecond(0)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+        ns,
+    )
+}
+
 fn clip(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
@@ -158,9 +169,7 @@ pub async fn submit(
         })
         .unwrap_or_default()
         .to_owned();
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let (now, _) = now();
     let row = FeedbackRow {
         feedback_id: random_id(10),
         created_at: now,
@@ -199,9 +208,7 @@ pub async fn submit(
         ),
         ..row
     };
-    // Disconnected, a publish would wait in the client's buffer and might still go out after
-    // we said it did not: refuse at once instead, so "send it again" is true.
-    if state.client.js.client().connection_state() != async_nats::connection::State::Connected {
+    if !state.nats_connected() {
         return Err(ApiError::unavailable(
             "the report could not be stored right now (NATS is unreachable); nothing was saved — please send it again",
         ));

@@ -432,13 +432,6 @@ pub async fn verify(
         .map_err(|e| ApiError::unavailable(format!("cannot run the check: {e}")))?;
     let passed = run.succeeded();
     // What a maintainer needs when the learner says "Verify says I failed".
-    let tail: String = {
-        let count = run.output.chars().count();
-        run.output
-            .chars()
-            .skip(count.saturating_sub(2000))
-            .collect()
-    };
     let mut e = Event::new(
         kind::STAGE_VERIFIED,
         "api",
@@ -455,11 +448,8 @@ pub async fn verify(
     })
     .attr("passed", passed)
     .attr("endpoint_checked", &check.endpoint)
-    .attr(
-        "exit_code",
-        run.exit_code.map_or("none".to_owned(), |c| c.to_string()),
-    )
-    .attr("output_tail", tail);
+    .attr("exit_code", run.exit_code_text())
+    .attr("output_tail", run.output_tail(2000));
     e.session_id = ll.session_id.clone();
     e.lesson = ll.lesson.clone();
     e.livelesson_id = ll.id.clone();

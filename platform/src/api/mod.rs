@@ -125,6 +125,22 @@ impl AppState {
         self
     }
 
+    /// The contract database for the maintainers' views, or why there is none.
+    pub fn clickhouse(&self) -> Result<&clickhouse::Client, ApiError> {
+        self.telemetry.as_ref().ok_or_else(|| {
+            ApiError::unavailable(
+                "this api role has no ClickHouse configured (ANTIDOTE_CLICKHOUSE_URL)",
+            )
+        })
+    }
+
+    /// Whether NATS is connected now. Disconnected, a publish would wait in the client's
+    /// buffer and might still go out after the caller was told it did not: writes that tell
+    /// people "nothing was stored" refuse at once instead.
+    pub fn nats_connected(&self) -> bool {
+        self.client.js.client().connection_state() == async_nats::connection::State::Connected
+    }
+
     /// Publishes `http.error` for a 5xx answer.
     pub async fn report_http_error(
         &self,

@@ -55,11 +55,7 @@ pub async fn get(
 
 /// Session `id`'s timeline from ClickHouse and its livelessons from the bucket.
 pub async fn session_timeline(state: &AppState, id: &str) -> Result<SessionTimeline, ApiError> {
-    let ch = state.telemetry.as_ref().ok_or_else(|| {
-        ApiError::unavailable(
-            "this api role has no ClickHouse configured (ANTIDOTE_CLICKHOUSE_URL)",
-        )
-    })?;
+    let ch = state.clickhouse()?;
     let timeline = timeline::session_timeline(ch, id).await.map_err(|e| {
         ApiError::unavailable(format!("cannot read the session from ClickHouse: {e}"))
     })?;

@@ -124,14 +124,6 @@ impl QueueQuery {
     }
 }
 
-fn clickhouse(state: &AppState) -> Result<&clickhouse::Client, ApiError> {
-    state.telemetry.as_ref().ok_or_else(|| {
-        ApiError::unavailable(
-            "this api role has no ClickHouse configured (ANTIDOTE_CLICKHOUSE_URL)",
-        )
-    })
-}
-
 fn unavailable(e: clickhouse::error::Error) -> ApiError {
     ApiError::unavailable(format!("cannot read feedback from ClickHouse: {e}"))
 }
@@ -139,7 +131,7 @@ fn unavailable(e: clickhouse::error::Error) -> ApiError {
 /// The queue for `query` (also what the queue page shows).
 pub async fn read_queue(state: &AppState, query: &QueueQuery) -> Result<Queue, ApiError> {
     let filter = query.filter(time::OffsetDateTime::now_utc())?;
-    triage::queue(clickhouse(state)?, &filter)
+    triage::queue(state.clickhouse()?, &filter)
         .await
         .map_err(unavailable)
 }
@@ -220,7 +212,7 @@ fn no_report(id: &str) -> ApiError {
 /// Report `id` with its session (also what the report page shows).
 pub async fn read_report(state: &AppState, id: &str) -> Result<Report, ApiError> {
     check_id(id)?;
-    let ch = clickhouse(state)?;
+    let ch = state.clickhouse()?;
     let feedback = triage::report(ch, id)
         .await
         .map_err(unavailable)?
@@ -329,16 +321,6 @@ pub struct Changed {
     pub visible: bool,
 }
 
-fn now() -> (time::OffsetDateTime, u64) {
-    let t = time::OffsetDateTime::now_utc();
-    let ns = u64::try_from(t.unix_timestamp_nanos()).unwrap_or(0);
-    (
-        t.replace_nanosecond(0)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-        ns,
-    )
-}
-
 /// Applies `change` to report `id` on behalf of `who` (the API's PATCH and the report page's
 /// form), if the report is still at `made_on` (when given).
 pub async fn change(
@@ -349,10 +331,8 @@ pub async fn change(
     made_on: Option<u64>,
 ) -> Result<Changed, ApiError> {
     check_id(id)?;
-    let ch = clickhouse(state)?;
-    // Disconnected, a publish would wait in the client's buffer and might go out after we
-    // said nothing changed.
-    if state.client.js.client().connection_state() != async_nats::connection::State::Connected {
+    let ch = state.clickhouse()?;
+    if !state.nats_connected() {
         return Err(ApiError::unavailable(
             "the change could not be stored right now (NATS is unreachable); nothing changed — try again",
         ));
@@ -450,7 +430,7 @@ pub async fn change(
             ));
         }
     }
-    let (ts, ts_ns) = now();
+    let (ts, ts_ns) = super::feedback::now();
     let row = FeedbackRow {
         revision: current.revision + 1,
         updated_at: ts,

@@ -96,6 +96,20 @@ impl CommandRun {
     pub fn succeeded(&self) -> bool {
         self.exit_code == Some(0)
     }
+
+    /// The exit code as events carry it: the number, or `none` when there was none.
+    pub fn exit_code_text(&self) -> String {
+        self.exit_code.map_or("none".to_owned(), |c| c.to_string())
+    }
+
+    /// The last `chars` characters of the output (what events carry).
+    pub fn output_tail(&self, chars: usize) -> String {
+        let count = self.output.chars().count();
+        self.output
+            .chars()
+            .skip(count.saturating_sub(chars))
+            .collect()
+    }
 }
 
 /// How much command output is kept (the end of it, where errors are).

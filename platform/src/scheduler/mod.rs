@@ -723,12 +723,9 @@ impl Scheduler {
             ev.stage = i16::try_from(stage).unwrap_or(i16::MAX);
             if let Some(run) = &run {
                 ev = ev
-                    .attr(
-                        "exit_code",
-                        run.exit_code.map_or("none".to_owned(), |c| c.to_string()),
-                    )
+                    .attr("exit_code", run.exit_code_text())
                     .attr("duration_ms", run.duration_ms)
-                    .attr("output_tail", tail_chars(&run.output, 2000));
+                    .attr("output_tail", run.output_tail(2000));
             }
             if let Some(msg) = &error {
                 metrics()
@@ -939,9 +936,4 @@ impl Scheduler {
         }
         Ok(deleted)
     }
-}
-
-fn tail_chars(s: &str, n: usize) -> String {
-    let count = s.chars().count();
-    s.chars().skip(count.saturating_sub(n)).collect()
 }

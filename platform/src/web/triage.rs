@@ -153,11 +153,10 @@ pub async fn login(
             );
         }
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     // The cookie carries a signed, expiring sign-in, never the token itself.
-    let Some(value) = maintainer::sign_in_cookie(&state.maintainer_tokens, &who, now) else {
+    let Some(value) =
+        maintainer::sign_in_cookie(&state.maintainer_tokens, &who, maintainer::now_unix())
+    else {
         return login_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             Some("Cannot sign in right now."),

@@ -147,6 +147,28 @@ impl Stack {
         format!("{}{path}", self.base)
     }
 
+    /// Waits until `/readyz` says the api is (`true`) or is not (`false`) connected to NATS.
+    pub async fn wait_readyz(&self, ready: bool) {
+        let (secs, never) = if ready {
+            (30, "the api never reconnected")
+        } else {
+            (20, "the api never noticed NATS was gone")
+        };
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while (http()
+            .get(self.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status()
+            == 200)
+            != ready
+        {
+            assert!(Instant::now() < deadline, "{never}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Deletes every livelesson, stops both roles and removes the NATS streams and buckets.
     pub async fn stop(self) {
         let ids = self
